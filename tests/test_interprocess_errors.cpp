@@ -1,0 +1,312 @@
+// Inter-process locks: bad input, misuse, fork, descriptor hygiene.
+#include <fasteners/interprocess_lock.hpp>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <string>
+#include <system_error>
+#include <thread>
+
+#include "test_support.hpp"
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace {
+
+using namespace std::chrono_literals;
+using fasteners::interprocess_lock;
+using fasteners::interprocess_reader_writer_lock;
+using fasteners::test::helper_acquired;
+using fasteners::test::helper_busy;
+using fasteners::test::run_helper;
+using fasteners::test::temp_dir;
+
+struct caught {
+  std::errc code{};
+  std::string what;
+};
+
+template <class F>
+caught error_of(F&& f) {
+  try {
+    f();
+  } catch (const std::system_error& e) {
+    return {static_cast<std::errc>(e.code().default_error_condition().value()), e.what()};
+  }
+  return {};
+}
+
+std::string read_file(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+TEST(InterprocessLockErrors, DirectoryIsRejectedNamingThePath) {
+  temp_dir dir;
+  const auto path = dir / "a-directory";
+  std::filesystem::create_directory(path);
+  interprocess_lock lock(path);
+  auto e = error_of([&] { lock.lock(); });
+  EXPECT_EQ(e.code, std::errc::is_a_directory);
+  EXPECT_NE(e.what.find(path.string()), std::string::npos) << e.what;
+  EXPECT_FALSE(lock.owns_lock());
+}
+
+TEST(InterprocessLockErrors, FifoIsRejectedWithoutHanging) {
+  temp_dir dir;
+  const auto path = dir / "fifo";
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  interprocess_lock lock(path);
+  auto e = error_of([&] { (void)lock.try_lock_for(1s); });
+  EXPECT_EQ(e.code, std::errc::invalid_argument);
+  EXPECT_NE(e.what.find(path.string()), std::string::npos) << e.what;
+}
+
+TEST(InterprocessLockErrors, SymlinkIsRejectedAndItsTargetUntouched) {
+  temp_dir dir;
+  const auto target = dir / "target";
+  { std::ofstream(target) << "keep me"; }
+  const auto link = dir / "link";
+  std::filesystem::create_symlink(target, link);
+  interprocess_reader_writer_lock lock(link);
+  auto e = error_of([&] { lock.lock_shared(); });
+  EXPECT_EQ(e.code, std::errc::too_many_symbolic_link_levels);
+  EXPECT_NE(e.what.find(link.string()), std::string::npos) << e.what;
+  EXPECT_EQ(read_file(target), "keep me");
+}
+
+TEST(InterprocessLockErrors, MissingParentsAreCreated) {
+  temp_dir dir;
+  const auto path = dir / "a" / "b" / "c" / "lock";
+  interprocess_lock lock(path);
+  EXPECT_FALSE(std::filesystem::exists(path));  // nothing happens before the first lock
+  lock.lock();
+  EXPECT_TRUE(std::filesystem::is_regular_file(path));
+  lock.unlock();
+  EXPECT_TRUE(std::filesystem::exists(path));  // left in place after release
+}
+
+TEST(InterprocessLockErrors, MissingParentsAreAnErrorWhenCreationIsDisabled) {
+  temp_dir dir;
+  const auto path = dir / "missing" / "lock";
+  fasteners::interprocess_options options;
+  options.create_parent_directories = false;
+  interprocess_lock lock(path, options);
+  auto e = error_of([&] { lock.lock(); });
+  EXPECT_EQ(e.code, std::errc::no_such_file_or_directory);
+  EXPECT_FALSE(std::filesystem::exists(path.parent_path()));
+}
+
+TEST(InterprocessLockErrors, ParentThatIsAFileIsAnErrorNamingThePath) {
+  temp_dir dir;
+  { std::ofstream(dir / "file") << "x"; }
+  const auto path = dir / "file" / "lock";
+  interprocess_lock lock(path);
+  auto e = error_of([&] { lock.lock(); });
+  EXPECT_NE(e.code, std::errc{});
+  EXPECT_NE(e.what.find(path.string()), std::string::npos) << e.what;
+  EXPECT_EQ(read_file(dir / "file"), "x");
+}
+
+TEST(InterprocessLockErrors, ExistingContentSurvivesLockingAndUnlocking) {
+  temp_dir dir;
+  const auto path = dir / "lock";
+  const std::string content = "pid 1234\nsome data the owner keeps here\n";
+  { std::ofstream(path) << content; }
+  {
+    interprocess_reader_writer_lock lock(path);
+    lock.lock();
+    lock.unlock();
+    lock.lock_shared();
+    lock.unlock_shared();
+  }
+  EXPECT_EQ(read_file(path), content);
+}
+
+TEST(InterprocessLockErrors, NewFileGetsPermissionsLessTheUmask) {
+  temp_dir dir;
+  const auto path = dir / "lock";
+  const mode_t old = ::umask(027);
+  {
+    interprocess_lock lock(path);
+    lock.lock();
+    lock.unlock();
+  }
+  ::umask(old);
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0640u);
+}
+
+// Root ignores permissions, so the check runs in a child that drops to nobody.
+TEST(InterprocessLockErrors, DirectoryWithoutPermissionIsAnErrorNamingThePath) {
+  temp_dir dir;
+  const auto locked_dir = dir / "no-access";
+  std::filesystem::create_directory(locked_dir);
+  ::chmod(dir.path().c_str(), 0755);
+  ::chmod(locked_dir.c_str(), 0555);
+  const auto path = locked_dir / "lock";
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (::geteuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) ::_exit(10);
+    interprocess_lock lock(path);
+    auto e = error_of([&] { lock.lock(); });
+    if (e.code != std::errc::permission_denied) ::_exit(11);
+    if (e.what.find(path.string()) == std::string::npos) ::_exit(12);
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_FALSE(std::filesystem::exists(path));
+}
+
+TEST(InterprocessLockErrors, UnlockWithoutLockIsNotPermitted) {
+  temp_dir dir;
+  interprocess_lock lock(dir / "lock");
+  EXPECT_EQ(error_of([&] { lock.unlock(); }).code, std::errc::operation_not_permitted);
+  interprocess_reader_writer_lock rw(dir / "rw");
+  EXPECT_EQ(error_of([&] { rw.unlock(); }).code, std::errc::operation_not_permitted);
+  EXPECT_EQ(error_of([&] { rw.unlock_shared(); }).code, std::errc::operation_not_permitted);
+  rw.lock_shared();
+  EXPECT_EQ(error_of([&] { rw.unlock(); }).code, std::errc::operation_not_permitted);  // wrong side
+  rw.unlock_shared();
+}
+
+TEST(InterprocessLockErrors, DoubleUnlockIsNotPermittedAndLeavesOthersAlone) {
+  temp_dir dir;
+  const auto path = dir / "lock";
+  interprocess_lock lock(path);
+  lock.lock();
+  lock.unlock();
+  EXPECT_EQ(error_of([&] { lock.unlock(); }).code, std::errc::operation_not_permitted);
+  EXPECT_EQ(run_helper({"try", path.string(), "exclusive"}), helper_acquired);
+}
+
+TEST(InterprocessLockErrors, UnlockFromAThreadThatDoesNotHoldItIsNotPermitted) {
+  temp_dir dir;
+  const auto path = dir / "lock";
+  interprocess_lock lock(path);
+  lock.lock();
+  std::errc code{};
+  std::thread([&] { code = error_of([&] { lock.unlock(); }).code; }).join();
+  EXPECT_EQ(code, std::errc::operation_not_permitted);
+  EXPECT_EQ(run_helper({"try", path.string(), "exclusive"}), helper_busy);
+  lock.unlock();
+}
+
+TEST(InterprocessLockErrors, NoDescriptorLeaksOverThousandsOfCycles) {
+  temp_dir dir;
+  const auto path = dir / "lock";
+  const int before = fasteners::test::open_descriptor_count();
+  for (int i = 0; i < 3000; ++i) {
+    interprocess_reader_writer_lock lock(path);
+    if (i % 2 == 0) {
+      lock.lock();
+      lock.unlock();
+    } else {
+      lock.lock_shared();
+      lock.unlock_shared();
+    }
+  }
+  for (int i = 0; i < 1000; ++i) {  // failures must not leak either
+    interprocess_lock bad(dir.path());
+    EXPECT_THROW(bad.lock(), std::system_error);
+  }
+  EXPECT_EQ(fasteners::test::open_descriptor_count(), before);
+}
+
+TEST(InterprocessLockErrors, LockIsNotHeldAfterDestructionOfHolder) {
+  temp_dir dir;
+  const auto path = dir / "lock";
+  {
+    interprocess_lock lock(path);
+    lock.lock();
+  }
+  EXPECT_EQ(run_helper({"try", path.string(), "exclusive"}), helper_acquired);
+}
+
+// ---- fork ----
+
+TEST(InterprocessLockFork, ChildCannotReleaseTheParentsLock) {
+  temp_dir dir;
+  const auto path = dir / "lock";
+  auto lock = std::make_unique<interprocess_lock>(path);
+  lock->lock();
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (error_of([&] { lock->unlock(); }).code != std::errc::operation_not_permitted) ::_exit(10);
+    if (lock->owns_lock()) ::_exit(11);
+    if (lock->try_lock()) ::_exit(12);  // the parent still holds it, and it conflicts with the child
+    lock.reset();                       // the destructor must leave the parent's lock alone
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(run_helper({"try", path.string(), "exclusive"}), helper_busy);
+  EXPECT_TRUE(lock->owns_lock());
+  lock->unlock();
+  EXPECT_EQ(run_helper({"try", path.string(), "exclusive"}), helper_acquired);
+}
+
+TEST(InterprocessLockFork, ChildCanUseAnInheritedObjectOnceTheParentReleases) {
+  temp_dir dir;
+  const auto path = dir / "lock";
+  interprocess_reader_writer_lock lock(path);
+  lock.lock_shared();  // opens the file in the parent
+  lock.unlock_shared();
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (!lock.try_lock()) ::_exit(10);
+    ::_exit(0);  // dies holding it: the kernel releases
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_TRUE(lock.try_lock());
+  lock.unlock();
+}
+
+TEST(InterprocessLockFork, ChildTakingTheLockDoesNotShareItWithTheParent) {
+  temp_dir dir;
+  const auto path = dir / "lock";
+  interprocess_lock lock(path);
+  lock.lock();
+  lock.unlock();
+  int to_parent[2];
+  int to_child[2];
+  ASSERT_EQ(::pipe(to_parent), 0);
+  ASSERT_EQ(::pipe(to_child), 0);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    lock.lock();
+    char c = 'L';
+    if (::write(to_parent[1], &c, 1) != 1) ::_exit(10);
+    if (::read(to_child[0], &c, 1) != 1) ::_exit(11);
+    lock.unlock();
+    ::_exit(0);
+  }
+  char c = 0;
+  ASSERT_EQ(::read(to_parent[0], &c, 1), 1);
+  EXPECT_FALSE(lock.try_lock());  // the child's lock is not ours
+  c = 'U';
+  ASSERT_EQ(::write(to_child[1], &c, 1), 1);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_TRUE(lock.try_lock());
+  lock.unlock();
+  for (int fd : {to_parent[0], to_parent[1], to_child[0], to_child[1]}) ::close(fd);
+}
+
+}  // namespace
