@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <system_error>
@@ -41,6 +42,24 @@ holding* find_holding(std::uint64_t object, unsigned generation) {
 }
 
 std::atomic<std::uint64_t> next_serial{1};
+
+// Two objects on one file synchronise through the kernel, which neither the
+// C++ memory model nor ThreadSanitizer can see. Every object on a file shares
+// one atomic here; a release increments it and an acquire reads it, which
+// makes each hand-over between threads a visible happens-before edge.
+std::shared_ptr<std::atomic<unsigned>> sync_point_for(const file_id& file) {
+  static std::mutex* const mutex = new std::mutex;
+  static auto* const points = new std::map<file_id, std::weak_ptr<std::atomic<unsigned>>>;
+  std::lock_guard<std::mutex> guard(*mutex);
+  auto& slot = (*points)[file];
+  if (auto existing = slot.lock()) return existing;
+  for (auto it = points->begin(); it != points->end();) {
+    it = it->second.expired() && it->first != file ? points->erase(it) : std::next(it);
+  }
+  auto created = std::make_shared<std::atomic<unsigned>>(0);
+  slot = created;
+  return created;
+}
 
 enum class wait_mode { try_once, until_deadline, forever };
 
@@ -77,7 +96,10 @@ class interprocess_lock_state {
     const unsigned generation = process_generation();
     std::unique_lock<std::mutex> guard(mutex_);
     if (generation != generation_) forget_parent(generation);
-    if (!file_) file_ = std::make_unique<file_lock>(path_, options_);
+    if (!file_) {
+      file_ = std::make_unique<file_lock>(path_, options_);
+      sync_ = sync_point_for(file_->id());
+    }
     const file_id file = file_->id();
 
     // Self-deadlock: what does this thread already hold on this file?
@@ -152,6 +174,7 @@ class interprocess_lock_state {
       changed_.notify_all();
     }
     if (!acquired) return false;
+    (void)sync_->load(std::memory_order_acquire);
     kernel_held_ = true;
     if (kind == lock_kind::shared) {
       readers_ = 1;
@@ -181,6 +204,7 @@ class interprocess_lock_state {
     writer_held_ = false;
     kernel_held_ = false;
     changed_.notify_all();
+    sync_->fetch_add(1, std::memory_order_release);
     file_->release();
   }
 
@@ -218,6 +242,7 @@ class interprocess_lock_state {
   std::mutex mutex_;
   std::condition_variable changed_;
   std::unique_ptr<file_lock> file_;  // opened on first use
+  std::shared_ptr<std::atomic<unsigned>> sync_;
   unsigned readers_ = 0;             // read holds through this object, all threads
   bool writer_held_ = false;
   bool kernel_held_ = false;
