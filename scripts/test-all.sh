@@ -80,7 +80,7 @@ check_format() {
 check_install() {
   note "install + consumer"
   local prefix=$root/build/install log=$logs/install.log
-  rm -rf "$prefix" "$root/build/consumer"
+  rm -rf "$prefix" "$root/build/consumer" "$root/build/consumer-subdir"
   if cmake --install "$root/build/gcc-cxx17" --prefix "$prefix" >"$log" 2>&1 &&
     cmake -S "$root/tests/consumer" -B "$root/build/consumer" -DCMAKE_PREFIX_PATH="$prefix" >>"$log" 2>&1 &&
     cmake --build "$root/build/consumer" >>"$log" 2>&1 &&
@@ -88,8 +88,11 @@ check_install() {
     PKG_CONFIG_PATH=$prefix/lib/pkgconfig g++ -std=c++17 "$root/tests/consumer/consumer.cpp" \
       $(PKG_CONFIG_PATH=$prefix/lib/pkgconfig pkg-config --cflags --libs fasteners) -o "$root/build/consumer/consumer-pc" >>"$log" 2>&1 &&
     "$root/build/consumer/consumer-pc" "$root/build/consumer/lockfile2" >>"$log" 2>&1 &&
+    cmake -S "$root/tests/consumer" -B "$root/build/consumer-subdir" -DFASTENERS_SOURCE_DIR="$root" >>"$log" 2>&1 &&
+    cmake --build "$root/build/consumer-subdir" -j"$jobs" >>"$log" 2>&1 &&
+    "$root/build/consumer-subdir/consumer" "$root/build/consumer/lockfile3" >>"$log" 2>&1 &&
     test -x "$prefix/bin/fasten" && test -f "$prefix/share/man/man1/fasten.1"; then
-    echo "install: find_package(fasteners) and pkg-config consumers built and ran; fasten and its man page installed"
+    echo "install: find_package, pkg-config and add_subdirectory consumers built and ran; fasten and its man page installed"
     passed=$((passed + 1))
   else
     tail -n 40 "$log"
