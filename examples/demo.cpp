@@ -157,9 +157,10 @@ int main(int argc, char** argv) {
     }
 
     const bool own_dir = argc < 2;
-    const fs::path dir = own_dir ? fs::temp_directory_path() / ("fasteners-demo-" + std::to_string(std::rand()) +
-                                                                std::to_string(clock_type::now().time_since_epoch().count()))
-                                 : fs::path(argv[1]);
+    const fs::path dir =
+        own_dir ? fs::temp_directory_path() / ("fasteners-demo-" + std::to_string(std::rand()) +
+                                               std::to_string(clock_type::now().time_since_epoch().count()))
+                : fs::path(argv[1]);
     fs::create_directories(dir);
     std::ofstream(dir / "counter", std::ios::trunc) << 0;
     std::ofstream(dir / "ledger", std::ios::trunc) << std::string(32, ' ');

@@ -243,7 +243,7 @@ class interprocess_lock_state {
   std::condition_variable changed_;
   std::unique_ptr<file_lock> file_;  // opened on first use
   std::shared_ptr<std::atomic<unsigned>> sync_;
-  unsigned readers_ = 0;             // read holds through this object, all threads
+  unsigned readers_ = 0;  // read holds through this object, all threads
   bool writer_held_ = false;
   bool kernel_held_ = false;
   bool busy_ = false;  // a thread waits in the kernel for this object, outside mutex_

@@ -51,8 +51,8 @@ bool try_until(const std::chrono::time_point<Clock, Duration>& deadline, Attempt
   } else {
     for (;;) {
       const auto left = deadline - Clock::now();
-      const auto steady = std::chrono::steady_clock::now() +
-                          std::chrono::ceil<std::chrono::steady_clock::duration>(left);
+      const auto steady =
+          std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::steady_clock::duration>(left);
       if (attempt(steady)) return true;
       if (Clock::now() >= deadline) return false;
     }
@@ -98,9 +98,8 @@ class interprocess_lock {
   }
   template <class Clock, class Duration>
   bool try_lock_until(const std::chrono::time_point<Clock, Duration>& deadline) {
-    return detail::try_until(deadline, [this](std::chrono::steady_clock::time_point d) {
-      return try_lock_until_steady(d);
-    });
+    return detail::try_until(deadline,
+                             [this](std::chrono::steady_clock::time_point d) { return try_lock_until_steady(d); });
   }
   // Throws operation_not_permitted if the calling thread does not hold it.
   void unlock();
@@ -134,9 +133,8 @@ class interprocess_reader_writer_lock {
   }
   template <class Clock, class Duration>
   bool try_lock_until(const std::chrono::time_point<Clock, Duration>& deadline) {
-    return detail::try_until(deadline, [this](std::chrono::steady_clock::time_point d) {
-      return try_lock_until_steady(d);
-    });
+    return detail::try_until(deadline,
+                             [this](std::chrono::steady_clock::time_point d) { return try_lock_until_steady(d); });
   }
   void unlock();
 
@@ -149,9 +147,8 @@ class interprocess_reader_writer_lock {
   }
   template <class Clock, class Duration>
   bool try_lock_shared_until(const std::chrono::time_point<Clock, Duration>& deadline) {
-    return detail::try_until(deadline, [this](std::chrono::steady_clock::time_point d) {
-      return try_lock_shared_until_steady(d);
-    });
+    return detail::try_until(
+        deadline, [this](std::chrono::steady_clock::time_point d) { return try_lock_shared_until_steady(d); });
   }
   void unlock_shared();
 
