@@ -1,0 +1,204 @@
+// Starting and waiting for the command on POSIX: fork and execvp.
+#include "exit_codes.hpp"
+#include "run_command.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <iterator>
+
+namespace fasten {
+
+namespace {
+
+// The command's pid, for the signal handler; 0 when there is none.
+volatile sig_atomic_t command_pid = 0;
+static_assert(sizeof(pid_t) <= sizeof(sig_atomic_t), "a pid must fit in sig_atomic_t");
+
+constexpr int relayed_signals[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+
+extern "C" void relay_signal(int sig, siginfo_t* info, void*) {
+  const auto pid = static_cast<pid_t>(command_pid);
+  if (pid <= 0) return;
+  // A signal the kernel sent (si_code > 0: Ctrl-C, Ctrl-\, hang-up from the
+  // terminal) went to our whole process group, the command included; relaying
+  // it would deliver it twice. Nor do we echo the command's own signals back.
+  if (info != nullptr && (info->si_code > 0 || info->si_pid == pid)) return;
+  const int saved_errno = errno;
+  ::kill(pid, sig);
+  errno = saved_errno;
+}
+
+#if defined(FASTEN_COMMAND_INHERITS_LOCK)
+// The library opens its lock file O_CLOEXEC and keeps the descriptor to itself.
+// A descriptor of that file with FD_CLOEXEC set can only be the library's:
+// fasten opens the file nowhere else, and whatever fasten inherited from its
+// own parent survived exec and so does not have the flag.
+int find_lock_descriptor(const std::filesystem::path& path) {
+  struct stat wanted {};
+  if (::stat(path.c_str(), &wanted) != 0) return -1;
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return -1;
+  int found = -1;
+  while (const dirent* entry = ::readdir(dir)) {
+    char* end = nullptr;
+    const long number = std::strtol(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0') continue;
+    const int fd = static_cast<int>(number);
+    if (fd == ::dirfd(dir)) continue;
+    const int flags = ::fcntl(fd, F_GETFD);
+    if (flags < 0 || (flags & FD_CLOEXEC) == 0) continue;
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && st.st_dev == wanted.st_dev && st.st_ino == wanted.st_ino) {
+      found = fd;
+      break;
+    }
+  }
+  ::closedir(dir);
+  return found;
+}
+#else
+// Classic fcntl locks belong to a process and are never inherited by fork().
+int find_lock_descriptor(const std::filesystem::path&) { return -1; }
+#endif
+
+bool set_cloexec(int fd) {
+  const int flags = ::fcntl(fd, F_GETFD);
+  return flags >= 0 && ::fcntl(fd, F_SETFD, flags | FD_CLOEXEC) == 0;
+}
+
+}  // namespace
+
+std::vector<std::string> shell_command(const std::string& text) { return {"/bin/sh", "-c", text}; }
+
+bool command_can_inherit_lock() noexcept {
+#if defined(FASTEN_COMMAND_INHERITS_LOCK)
+  return true;
+#else
+  return false;
+#endif
+}
+
+int run_command(const command_request& request, bool& inherited) {
+  inherited = false;
+  std::vector<char*> argv;
+  for (const auto& arg : request.argv) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+
+  const int lock_fd = request.inherit_lock_on.empty() ? -1 : find_lock_descriptor(request.inherit_lock_on);
+
+  // The child reports a failed exec through this pipe; a successful exec
+  // closes it (close-on-exec) and we read end-of-file.
+  int report[2];
+  if (::pipe(report) != 0 || !set_cloexec(report[0]) || !set_cloexec(report[1])) {
+    std::cerr << "fasten: pipe: " << std::strerror(errno) << "\n";
+    return exit_code::os_error;
+  }
+
+  // waitpid() needs SIGCHLD not to be ignored; the command gets what we had.
+  struct sigaction child_default {};
+  struct sigaction child_saved {};
+  child_default.sa_handler = SIG_DFL;
+  sigemptyset(&child_default.sa_mask);
+  ::sigaction(SIGCHLD, &child_default, &child_saved);
+
+  // Signals stay blocked from before fork() until command_pid is set, so
+  // none is lost in between. Ignored signals stay ignored, for the command too
+  // (a background job's SIGINT, nohup's SIGHUP).
+  sigset_t relayed, saved_mask;
+  sigemptyset(&relayed);
+  for (int sig : relayed_signals) sigaddset(&relayed, sig);
+  ::sigprocmask(SIG_BLOCK, &relayed, &saved_mask);
+  bool installed[std::size(relayed_signals)] = {};
+  for (std::size_t k = 0; k < std::size(relayed_signals); ++k) {
+    struct sigaction current {};
+    ::sigaction(relayed_signals[k], nullptr, &current);
+    if ((current.sa_flags & SA_SIGINFO) == 0 && current.sa_handler == SIG_IGN) continue;
+    struct sigaction relay {};
+    relay.sa_sigaction = &relay_signal;
+    relay.sa_mask = relayed;
+    relay.sa_flags = SA_SIGINFO | SA_RESTART;
+    installed[k] = ::sigaction(relayed_signals[k], &relay, nullptr) == 0;
+  }
+
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    struct sigaction default_action {};
+    default_action.sa_handler = SIG_DFL;
+    sigemptyset(&default_action.sa_mask);
+    for (std::size_t k = 0; k < std::size(relayed_signals); ++k) {
+      if (installed[k]) ::sigaction(relayed_signals[k], &default_action, nullptr);
+    }
+    ::sigaction(SIGCHLD, &child_saved, nullptr);
+    ::sigprocmask(SIG_SETMASK, &saved_mask, nullptr);
+    if (lock_fd >= 0) ::fcntl(lock_fd, F_SETFD, 0);
+    ::execvp(argv[0], argv.data());
+    const int error = errno;
+    ssize_t ignored = ::write(report[1], &error, sizeof error);
+    (void)ignored;
+    ::_exit(exit_code::command_not_found);
+  }
+  if (pid < 0) {
+    const int error = errno;
+    ::sigprocmask(SIG_SETMASK, &saved_mask, nullptr);
+    ::close(report[0]);
+    ::close(report[1]);
+    std::cerr << "fasten: cannot start '" << request.argv[0] << "': " << std::strerror(error) << "\n";
+    return exit_code::os_error;
+  }
+  command_pid = pid;
+  inherited = lock_fd >= 0;
+  ::sigprocmask(SIG_SETMASK, &saved_mask, nullptr);
+  ::close(report[1]);
+
+  int exec_error = 0;
+  ssize_t got;
+  do {
+    got = ::read(report[0], &exec_error, sizeof exec_error);
+  } while (got < 0 && errno == EINTR);
+  ::close(report[0]);
+  if (got != static_cast<ssize_t>(sizeof exec_error)) exec_error = 0;
+
+  // Wait for the command to end without reaping it, so that its pid cannot be
+  // reused by someone else while the signal handler may still send to it.
+  siginfo_t ended{};
+  int waited;
+  do {
+    waited = ::waitid(P_PID, static_cast<id_t>(pid), &ended, WEXITED | WNOWAIT);
+  } while (waited < 0 && errno == EINTR);
+  command_pid = 0;
+  int status = 0;
+  if (waited == 0) {
+    pid_t reaped;
+    do {
+      reaped = ::waitpid(pid, &status, 0);
+    } while (reaped < 0 && errno == EINTR);
+    if (reaped < 0) waited = -1;
+  }
+
+  if (exec_error != 0) {
+    const std::string& name = request.argv[0];
+    if (exec_error == ENOENT && name.find('/') == std::string::npos) {
+      std::cerr << "fasten: " << name << ": command not found\n";
+    } else {
+      std::cerr << "fasten: " << name << ": " << std::strerror(exec_error) << "\n";
+    }
+    return exec_error == ENOENT ? exit_code::command_not_found : exit_code::command_not_executable;
+  }
+  if (waited < 0) {
+    std::cerr << "fasten: waiting for '" << request.argv[0] << "': " << std::strerror(errno) << "\n";
+    return exit_code::os_error;
+  }
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return WEXITSTATUS(status);
+}
+
+}  // namespace fasten
