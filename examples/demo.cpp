@@ -61,15 +61,16 @@ void write_ledger_line(const fs::path& path, int line, long value) {
 int counter_worker(int id, const fs::path& dir) {
   // All threads of this process share one lock object: it is thread-safe.
   fasteners::interprocess_lock lock(dir / "counter.lock");
-  std::atomic<long> longest_wait_us{0};
+  std::atomic<long long> longest_wait_us{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < threads_per_process; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < increments_per_thread; ++i) {
         const auto asked = clock_type::now();
         std::lock_guard<fasteners::interprocess_lock> guard(lock);
-        const auto waited = std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - asked).count();
-        long seen = longest_wait_us.load();
+        const long long waited =
+            std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - asked).count();
+        long long seen = longest_wait_us.load();
         while (waited > seen && !longest_wait_us.compare_exchange_weak(seen, waited)) {
         }
         const long value = read_number(dir / "counter");

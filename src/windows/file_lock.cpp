@@ -1,0 +1,265 @@
+// Windows back end: LockFileEx on byte 0, length 1 (the range Python
+// fasteners' Windows reader-writer lock uses).
+//
+// Byte-range locks belong to the file handle, so two handles on one file
+// conflict even inside one process, and closing another handle of the file
+// does not drop them; the OS releases them when the handle is closed or the
+// process dies. A handle that takes a second shared lock on the same range
+// stacks it; the layer above never does that (it calls us only when it holds
+// nothing, and releases once).
+//
+// Windows locks are mandatory, not advisory: while the lock is held, other
+// handles cannot read or write byte 0 of the lock file (ERROR_LOCK_VIOLATION).
+// We never touch the content; programs that keep data in a lock file should
+// not expect to read it while someone else holds the lock.
+//
+// Blocking and timed waits are overlapped LockFileEx requests, each with its
+// own event and OVERLAPPED, so a waiter sleeps in the kernel and wakes as the
+// holder lets go. A timed wait that runs out cancels its request and waits for
+// the cancellation to finish before its OVERLAPPED goes away.
+//
+// Wine (8.0 at least) does not implement asynchronous lock waits: NtLockFile
+// answers ERROR_IO_PENDING and never completes the request ("Async I/O lock
+// wait not implemented, might deadlock"). Under Wine we therefore poll with
+// LOCKFILE_FAIL_IMMEDIATELY and a back-off capped at one millisecond, as the
+// POSIX back end does where it cannot wait in the kernel.
+#include "windows/windows_lock_file.hpp"
+
+#include "file_lock.hpp"
+
+#include <algorithm>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <utility>
+
+namespace fasteners::detail {
+
+namespace windows {
+
+namespace {
+bool running_under_wine() noexcept {
+  const HMODULE ntdll = ::GetModuleHandleW(L"ntdll.dll");
+  return ntdll != nullptr && ::GetProcAddress(ntdll, "wine_get_version") != nullptr;
+}
+}  // namespace
+
+syscalls& syscall_table() noexcept {
+  static syscalls table{&::LockFileEx, &::UnlockFileEx, &::CancelIoEx, &::GetOverlappedResult, !running_under_wine()};
+  return table;
+}
+
+}  // namespace windows
+
+namespace {
+
+using windows::syscall_table;
+
+using std::chrono::steady_clock;
+
+[[noreturn]] void throw_error(DWORD error, const std::string& what, const std::filesystem::path& path) {
+  throw std::system_error(static_cast<int>(error), std::system_category(),
+                          "fasteners: " + what + " '" + path.string() + "'");
+}
+
+// For the cases Windows has no error code of its own for, the portable code
+// POSIX users see too.
+[[noreturn]] void throw_errc(std::errc code, const std::string& what, const std::filesystem::path& path) {
+  throw std::system_error(std::make_error_code(code), "fasteners: " + what + " '" + path.string() + "'");
+}
+
+class owned_handle {
+ public:
+  explicit owned_handle(HANDLE h) noexcept : h_(h) {}
+  ~owned_handle() {
+    if (h_ != nullptr && h_ != INVALID_HANDLE_VALUE) ::CloseHandle(h_);
+  }
+  owned_handle(const owned_handle&) = delete;
+  owned_handle& operator=(const owned_handle&) = delete;
+  HANDLE get() const noexcept { return h_; }
+  HANDLE release() noexcept { return std::exchange(h_, nullptr); }
+
+ private:
+  HANDLE h_;
+};
+
+DWORD flags_of(lock_kind kind) noexcept { return kind == lock_kind::exclusive ? LOCKFILE_EXCLUSIVE_LOCK : 0; }
+
+// Milliseconds to wait for `until`, rounded up so that we never wake early
+// because of rounding, and short of INFINITE.
+DWORD milliseconds_until(deadline until) noexcept {
+  const auto now = steady_clock::now();
+  if (until <= now) return 0;
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(until - now).count();
+  return static_cast<DWORD>(std::min<long long>(left, INFINITE - 1));
+}
+
+// One LockFileEx request on byte 0. With `until` it waits at most that long,
+// without it forever (unless `flags` says LOCKFILE_FAIL_IMMEDIATELY). Returns
+// ERROR_SUCCESS, ERROR_LOCK_VIOLATION when busy or timed out, or another error.
+// Never returns while the kernel may still write to the OVERLAPPED.
+DWORD request_lock(HANDLE file, DWORD flags, const deadline* until) noexcept {
+  owned_handle event(::CreateEventW(nullptr, TRUE, FALSE, nullptr));
+  if (event.get() == nullptr) return ::GetLastError();
+  OVERLAPPED request{};  // Offset 0: byte 0
+  request.hEvent = event.get();
+  if (syscall_table().lock_file_ex(file, flags, 0, 1, 0, &request)) return ERROR_SUCCESS;
+  DWORD error = ::GetLastError();
+  if (error != ERROR_IO_PENDING) return error;
+
+  DWORD transferred = 0;
+  for (;;) {
+    const DWORD waited = ::WaitForSingleObject(event.get(), until ? milliseconds_until(*until) : INFINITE);
+    if (waited == WAIT_OBJECT_0) break;
+    if (waited == WAIT_TIMEOUT && until && steady_clock::now() < *until) continue;  // woke early
+    // Out of time (or the wait failed): withdraw the request, then wait for
+    // the kernel to finish with it. ERROR_NOT_FOUND from CancelIoEx means it
+    // completed meanwhile.
+    const DWORD wait_error = waited == WAIT_FAILED ? ::GetLastError() : ERROR_SUCCESS;
+    syscall_table().cancel_io_ex(file, &request);
+    if (syscall_table().get_overlapped_result(file, &request, &transferred, TRUE)) {
+      return ERROR_SUCCESS;  // granted in the race: ours
+    }
+    error = ::GetLastError();
+    if (error != ERROR_OPERATION_ABORTED) return error;
+    return wait_error != ERROR_SUCCESS ? wait_error : ERROR_LOCK_VIOLATION;
+  }
+  if (syscall_table().get_overlapped_result(file, &request, &transferred, FALSE)) return ERROR_SUCCESS;
+  return ::GetLastError();
+}
+
+// The Wine fallback: tries with a back-off capped at one millisecond.
+DWORD poll_lock(HANDLE file, DWORD flags, const deadline* until) noexcept {
+  auto pause = std::chrono::microseconds(50);
+  for (;;) {
+    const DWORD error = request_lock(file, flags | LOCKFILE_FAIL_IMMEDIATELY, nullptr);
+    if (error != ERROR_LOCK_VIOLATION) return error;
+    auto sleep = pause;
+    if (until) {
+      const auto now = steady_clock::now();
+      if (now >= *until) return error;
+      sleep = std::min(
+          pause, std::chrono::duration_cast<std::chrono::microseconds>(*until - now) + std::chrono::microseconds(1));
+    }
+    std::this_thread::sleep_for(sleep);
+    pause = std::min(pause * 2, std::chrono::microseconds(1000));
+  }
+}
+
+DWORD wait_for_lock(HANDLE file, DWORD flags, const deadline* until) noexcept {
+  return syscall_table().async_lock_waits ? request_lock(file, flags, until) : poll_lock(file, flags, until);
+}
+
+// Opens the lock file: created if missing, never truncated or written, not
+// inherited by child processes, and shared with every other opener. The
+// final component is not followed if it is a symbolic link or junction.
+HANDLE open_lock_file(const std::filesystem::path& path, const interprocess_options& options, file_id& id) {
+  if (path.empty()) throw_error(ERROR_FILE_NOT_FOUND, "empty lock file path", path);
+  if (options.create_parent_directories && path.has_parent_path()) {
+    std::error_code ec;
+    std::filesystem::create_directories(path.parent_path(), ec);
+    if (ec) throw std::system_error(ec, "fasteners: cannot create the directory of lock file '" + path.string() + "'");
+  }
+  // options.permissions has no Windows counterpart: a new file gets the ACL
+  // it inherits from its directory.
+  owned_handle file(::CreateFileW(
+      path.c_str(), GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr,
+      OPEN_ALWAYS, FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OVERLAPPED | FILE_FLAG_OPEN_REPARSE_POINT, nullptr));
+  if (file.get() == INVALID_HANDLE_VALUE) {
+    const DWORD error = ::GetLastError();
+    if (error == ERROR_ACCESS_DENIED) {  // what opening a directory as a file gives
+      const DWORD attributes = ::GetFileAttributesW(path.c_str());
+      if (attributes != INVALID_FILE_ATTRIBUTES && (attributes & FILE_ATTRIBUTE_DIRECTORY) != 0) {
+        throw_errc(std::errc::is_a_directory, "lock file is a directory", path);
+      }
+    }
+    throw_error(error, "cannot open lock file", path);
+  }
+  const DWORD type = ::GetFileType(file.get());
+  if (type != FILE_TYPE_DISK) {
+    const DWORD error = ::GetLastError();
+    if (type == FILE_TYPE_UNKNOWN && error != NO_ERROR) throw_error(error, "cannot stat lock file", path);
+    throw_errc(std::errc::invalid_argument, "lock file is not a regular file", path);
+  }
+  FILE_ATTRIBUTE_TAG_INFO tag{};
+  if (!::GetFileInformationByHandleEx(file.get(), FileAttributeTagInfo, &tag, sizeof tag)) {
+    throw_error(::GetLastError(), "cannot stat lock file", path);
+  }
+  // Symbolic links and junctions are name surrogates; other reparse points
+  // (cloud placeholders, deduplicated files) are ordinary files to us.
+  if ((tag.FileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) != 0 && IsReparseTagNameSurrogate(tag.ReparseTag)) {
+    throw_errc(std::errc::too_many_symbolic_link_levels, "lock file is a symbolic link", path);
+  }
+  if ((tag.FileAttributes & FILE_ATTRIBUTE_DIRECTORY) != 0) {
+    throw_errc(std::errc::is_a_directory, "lock file is a directory", path);
+  }
+  BY_HANDLE_FILE_INFORMATION info{};
+  if (!::GetFileInformationByHandle(file.get(), &info)) throw_error(::GetLastError(), "cannot stat lock file", path);
+  id.device = info.dwVolumeSerialNumber;
+  id.inode = (static_cast<std::uint64_t>(info.nFileIndexHigh) << 32) | info.nFileIndexLow;
+  return file.release();
+}
+
+}  // namespace
+
+class file_lock::impl {
+ public:
+  impl(const std::filesystem::path& path, const interprocess_options& options)
+      : path_(path), handle_(open_lock_file(path, options, id_)) {}
+  ~impl() { ::CloseHandle(handle_); }
+  impl(const impl&) = delete;
+  impl& operator=(const impl&) = delete;
+
+  std::filesystem::path path_;
+  file_id id_;
+  HANDLE handle_;
+};
+
+file_lock::file_lock(const std::filesystem::path& path, const interprocess_options& options)
+    : impl_(std::make_unique<impl>(path, options)) {}
+
+file_lock::~file_lock() = default;
+
+file_id file_lock::id() const noexcept { return impl_->id_; }
+
+bool file_lock::try_acquire(lock_kind kind) {
+  // LOCKFILE_FAIL_IMMEDIATELY may still answer ERROR_IO_PENDING on an
+  // overlapped handle; request_lock then waits for the (prompt) answer.
+  const DWORD error = request_lock(impl_->handle_, flags_of(kind) | LOCKFILE_FAIL_IMMEDIATELY, nullptr);
+  if (error == ERROR_SUCCESS) return true;
+  if (error == ERROR_LOCK_VIOLATION) return false;
+  throw_error(error, "cannot lock", impl_->path_);
+}
+
+void file_lock::acquire(lock_kind kind) {
+  const DWORD error = wait_for_lock(impl_->handle_, flags_of(kind), nullptr);
+  if (error != ERROR_SUCCESS) throw_error(error, "cannot lock", impl_->path_);
+}
+
+bool file_lock::acquire_until(lock_kind kind, deadline until) {
+  if (until == deadline::max()) {
+    acquire(kind);
+    return true;
+  }
+  if (steady_clock::now() >= until) return try_acquire(kind);
+  const DWORD error = wait_for_lock(impl_->handle_, flags_of(kind), &until);
+  if (error == ERROR_SUCCESS) return true;
+  if (error == ERROR_LOCK_VIOLATION) return false;
+  throw_error(error, "cannot lock", impl_->path_);
+}
+
+void file_lock::release() {
+  OVERLAPPED range{};  // byte 0; unlocking completes at once
+  if (!syscall_table().unlock_file_ex(impl_->handle_, 0, 1, 0, &range)) {
+    throw_error(::GetLastError(), "cannot unlock", impl_->path_);
+  }
+}
+
+// There is no fork() on Windows.
+void file_lock::abandon_after_fork() noexcept {}
+
+const char* file_lock::backend_name() noexcept { return "LockFileEx"; }
+
+unsigned process_generation() noexcept { return 0; }
+
+}  // namespace fasteners::detail
