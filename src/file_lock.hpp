@@ -43,6 +43,8 @@ class file_lock {
   file_lock& operator=(const file_lock&) = delete;
 
   file_id id() const noexcept;
+  // The descriptor (POSIX) or HANDLE (Windows) that carries the lock.
+  std::intptr_t native_handle() const noexcept;
 
   // One attempt: true if acquired, false if someone else holds a conflicting
   // lock. Any other failure throws.

@@ -215,6 +215,11 @@ class interprocess_lock_state {
 
   const std::filesystem::path& path() const noexcept { return path_; }
 
+  std::intptr_t native_handle() {
+    std::lock_guard<std::mutex> guard(mutex_);
+    return file_ && generation_ == process_generation() ? file_->native_handle() : -1;
+  }
+
  private:
   void record(lock_kind kind, const file_id& file, unsigned generation) {
     held_by_this_thread().push_back(holding{serial_, file, kind, 1, generation});
@@ -274,6 +279,7 @@ bool interprocess_lock::try_lock_until_steady(std::chrono::steady_clock::time_po
 void interprocess_lock::unlock() { state_->release(lock_kind::exclusive); }
 bool interprocess_lock::owns_lock() const noexcept { return state_->holds(lock_kind::exclusive); }
 const std::filesystem::path& interprocess_lock::path() const noexcept { return state_->path(); }
+std::intptr_t interprocess_lock::native_handle() const { return state_->native_handle(); }
 
 interprocess_reader_writer_lock::interprocess_reader_writer_lock(std::filesystem::path path,
                                                                  interprocess_options options)
@@ -315,5 +321,6 @@ void interprocess_reader_writer_lock::unlock_shared() { state_->release(lock_kin
 bool interprocess_reader_writer_lock::is_reader() const noexcept { return state_->holds(lock_kind::shared); }
 bool interprocess_reader_writer_lock::is_writer() const noexcept { return state_->holds(lock_kind::exclusive); }
 const std::filesystem::path& interprocess_reader_writer_lock::path() const noexcept { return state_->path(); }
+std::intptr_t interprocess_reader_writer_lock::native_handle() const { return state_->native_handle(); }
 
 }  // namespace fasteners

@@ -471,3 +471,18 @@ TEST(InterprocessLocked, ReleasesOnException) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(InterprocessLock, NativeHandleIsTheOpenLockFileOnceUsed) {
+  temp_dir dir;
+  interprocess_reader_writer_lock rw(dir / "lock");
+  EXPECT_EQ(rw.native_handle(), -1);  // nothing opened before the first attempt
+  rw.lock_shared();
+  const std::intptr_t handle = rw.native_handle();
+  EXPECT_NE(handle, -1);
+  rw.unlock_shared();
+  EXPECT_EQ(rw.native_handle(), handle);  // kept open for the next lock
+}
+
+}  // namespace

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <mutex>
@@ -107,6 +108,10 @@ class interprocess_lock {
   // True if the calling thread holds the lock through this object.
   bool owns_lock() const noexcept;
   const std::filesystem::path& path() const noexcept;
+  // The open descriptor (POSIX) or HANDLE (Windows) that carries the lock, or
+  // -1 before the first lock attempt. For passing the lock to a child process
+  // (as fasten does); never close it, and never lock or unlock through it.
+  std::intptr_t native_handle() const;
 
  private:
   bool try_lock_until_steady(std::chrono::steady_clock::time_point deadline);
@@ -164,6 +169,8 @@ class interprocess_reader_writer_lock {
   bool is_reader() const noexcept;
   bool is_writer() const noexcept;
   const std::filesystem::path& path() const noexcept;
+  // See interprocess_lock::native_handle().
+  std::intptr_t native_handle() const;
 
  private:
   bool try_lock_until_steady(std::chrono::steady_clock::time_point deadline);

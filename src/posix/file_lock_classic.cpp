@@ -190,6 +190,8 @@ file_lock::~file_lock() = default;
 
 file_id file_lock::id() const noexcept { return impl_->record_->id; }
 
+std::intptr_t file_lock::native_handle() const noexcept { return impl_->record_->fd; }
+
 bool file_lock::try_acquire(lock_kind kind) { return impl_->acquire(kind, wait_mode::try_once, deadline{}); }
 
 void file_lock::acquire(lock_kind kind) { impl_->acquire(kind, wait_mode::forever, deadline::max()); }

@@ -35,6 +35,8 @@ file_lock::~file_lock() = default;
 
 file_id file_lock::id() const noexcept { return impl_->id_; }
 
+std::intptr_t file_lock::native_handle() const noexcept { return impl_->fd_; }
+
 namespace {
 short type_of(lock_kind kind) noexcept { return kind == lock_kind::shared ? F_RDLCK : F_WRLCK; }
 }  // namespace

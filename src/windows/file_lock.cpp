@@ -258,6 +258,8 @@ void file_lock::release() {
 // There is no fork() on Windows.
 void file_lock::abandon_after_fork() noexcept {}
 
+std::intptr_t file_lock::native_handle() const noexcept { return reinterpret_cast<std::intptr_t>(impl_->handle_); }
+
 const char* file_lock::backend_name() noexcept { return "LockFileEx"; }
 
 unsigned process_generation() noexcept { return 0; }

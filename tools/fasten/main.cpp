@@ -158,7 +158,7 @@ int run(const options& opt) {
 
   fasten::command_request request;
   request.argv = opt.shell_command ? fasten::shell_command(*opt.shell_command) : opt.command;
-  if (!opt.close_before_exec) request.inherit_lock_on = opt.lock_file;
+  if (!opt.close_before_exec) request.inherit_lock_handle = lock->native_handle();
   bool inherited = false;
   const int status = fasten::run_command(request, inherited);
   if (inherited) {

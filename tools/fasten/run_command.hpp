@@ -3,6 +3,7 @@
 // run_command_posix.cpp (fork/execvp), run_command_windows.cpp (CreateProcessW).
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -12,15 +13,16 @@ namespace fasten {
 struct command_request {
   // argv[0] is looked up in PATH.
   std::vector<std::string> argv;
-  // Not empty: fasten holds the lock on this file and the command inherits it
-  // (where the platform can pass it on); empty: the command gets no lock.
-  std::filesystem::path inherit_lock_on;
+  // Not -1: the descriptor carrying fasten's lock (the library's
+  // native_handle()), which the command inherits where the platform can pass
+  // the lock on; -1: the command gets no lock.
+  std::intptr_t inherit_lock_handle = -1;
 };
 
 // What a command string given with -c runs as: {"/bin/sh", "-c", text}.
 std::vector<std::string> shell_command(const std::string& text);
 
-// True if a command started by run_command() with inherit_lock_on set really
+// True if a command started by run_command() with inherit_lock_handle set really
 // holds the lock too, so that it stays locked until the command and everything
 // it left running are gone, even if fasten itself is killed.
 bool command_can_inherit_lock() noexcept;

@@ -37,39 +37,6 @@ extern "C" void relay_signal(int sig, siginfo_t* info, void*) {
   errno = saved_errno;
 }
 
-#if defined(FASTEN_COMMAND_INHERITS_LOCK)
-// The library opens its lock file O_CLOEXEC and keeps the descriptor to itself.
-// A descriptor of that file with FD_CLOEXEC set can only be the library's:
-// fasten opens the file nowhere else, and whatever fasten inherited from its
-// own parent survived exec and so does not have the flag.
-int find_lock_descriptor(const std::filesystem::path& path) {
-  struct stat wanted {};
-  if (::stat(path.c_str(), &wanted) != 0) return -1;
-  DIR* dir = ::opendir("/proc/self/fd");
-  if (dir == nullptr) return -1;
-  int found = -1;
-  while (const dirent* entry = ::readdir(dir)) {
-    char* end = nullptr;
-    const long number = std::strtol(entry->d_name, &end, 10);
-    if (end == entry->d_name || *end != '\0') continue;
-    const int fd = static_cast<int>(number);
-    if (fd == ::dirfd(dir)) continue;
-    const int flags = ::fcntl(fd, F_GETFD);
-    if (flags < 0 || (flags & FD_CLOEXEC) == 0) continue;
-    struct stat st {};
-    if (::fstat(fd, &st) == 0 && st.st_dev == wanted.st_dev && st.st_ino == wanted.st_ino) {
-      found = fd;
-      break;
-    }
-  }
-  ::closedir(dir);
-  return found;
-}
-#else
-// Classic fcntl locks belong to a process and are never inherited by fork().
-int find_lock_descriptor(const std::filesystem::path&) { return -1; }
-#endif
-
 bool set_cloexec(int fd) {
   const int flags = ::fcntl(fd, F_GETFD);
   return flags >= 0 && ::fcntl(fd, F_SETFD, flags | FD_CLOEXEC) == 0;
@@ -93,7 +60,9 @@ int run_command(const command_request& request, bool& inherited) {
   for (const auto& arg : request.argv) argv.push_back(const_cast<char*>(arg.c_str()));
   argv.push_back(nullptr);
 
-  const int lock_fd = request.inherit_lock_on.empty() ? -1 : find_lock_descriptor(request.inherit_lock_on);
+  // Open-file-description locks pass to the command with the descriptor;
+  // classic fcntl locks belong to a process and never pass by fork().
+  const int lock_fd = command_can_inherit_lock() ? static_cast<int>(request.inherit_lock_handle) : -1;
 
   // The child reports a failed exec through this pipe; a successful exec
   // closes it (close-on-exec) and we read end-of-file.
