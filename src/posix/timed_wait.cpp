@@ -6,9 +6,15 @@
 // the deadline with a real-time signal whose handler does nothing (installed
 // without SA_RESTART, so the call fails with EINTR). The timer keeps firing
 // every millisecond after the deadline, so a signal that lands just before we
-// enter fcntl cannot leave us blocked. The signal is unblocked only in this
-// thread and only while it waits, and any pending copy is drained before we
-// return, so the application never sees it.
+// enter fcntl cannot leave us blocked. The timer is armed only while this
+// thread waits with the signal unblocked, and disarmed before the thread's own
+// mask comes back: a tick that fired by then has already run the empty
+// handler, so no copy is left pending and the application never sees it.
+//
+// Each thread keeps its timer, disarmed, from one wait to the next: creating
+// and deleting one per wait cost two more system calls, and the wake-up to
+// return path is then a single timer_settime(), which is what a handoff to a
+// timed waiter pays over a blocking one (see docs/PERFORMANCE.md).
 //
 // Where that is not available (other systems, no free real-time signal, or the
 // application took the handler over) we poll with a short back-off capped at
@@ -74,6 +80,42 @@ bool handler_still_ours(int sig) noexcept {
          current.sa_handler == &fasteners_interrupt_handler;
 }
 
+// This thread's interrupt timer, created on its first timed wait. A fork
+// child inherits the variable but not the timer (timers are per process), so
+// it makes its own and never deletes the parent's id, which may name one of
+// its own timers.
+class thread_interrupt_timer {
+ public:
+  thread_interrupt_timer() = default;
+  thread_interrupt_timer(const thread_interrupt_timer&) = delete;
+  thread_interrupt_timer& operator=(const thread_interrupt_timer&) = delete;
+  ~thread_interrupt_timer() {
+    if (created_ && generation_ == process_generation()) ::timer_delete(timer_);
+  }
+
+  // nullptr if no timer can be had (the caller then polls).
+  timer_t* get(int sig) noexcept {
+    const unsigned generation = process_generation();
+    if (created_ && generation_ == generation) return &timer_;
+    created_ = false;
+    sigevent event{};
+    event.sigev_notify = SIGEV_THREAD_ID;
+    event.sigev_signo = sig;
+    event._sigev_un._tid = static_cast<pid_t>(::syscall(SYS_gettid));
+    if (::timer_create(CLOCK_MONOTONIC, &event, &timer_) != 0) return nullptr;
+    created_ = true;
+    generation_ = generation;
+    return &timer_;
+  }
+
+ private:
+  timer_t timer_{};
+  bool created_ = false;
+  unsigned generation_ = 0;
+};
+
+thread_local thread_interrupt_timer interrupt_timer;
+
 timespec to_timespec(steady_clock::duration d) noexcept {
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
   timespec ts{};
@@ -94,30 +136,20 @@ int lock_until(int fd, int try_command, int wait_command, struct flock request, 
   const int sig = interrupt_signal();
   if (sig == 0 || !handler_still_ours(sig)) return poll_until(fd, try_command, request, until);
 
+  timer_t* const timer = interrupt_timer.get(sig);
+  if (timer == nullptr) return poll_until(fd, try_command, request, until);
+
   sigset_t just_ours;
   sigemptyset(&just_ours);
   sigaddset(&just_ours, sig);
   sigset_t saved;
-  pthread_sigmask(SIG_BLOCK, &just_ours, &saved);
-
-  sigevent event{};
-  event.sigev_notify = SIGEV_THREAD_ID;
-  event.sigev_signo = sig;
-  event._sigev_un._tid = static_cast<pid_t>(::syscall(SYS_gettid));
-  timer_t timer{};
-  if (::timer_create(CLOCK_MONOTONIC, &event, &timer) != 0) {
-    pthread_sigmask(SIG_SETMASK, &saved, nullptr);
-    return poll_until(fd, try_command, request, until);
-  }
+  pthread_sigmask(SIG_UNBLOCK, &just_ours, &saved);
   itimerspec when{};
   const auto left = until - steady_clock::now();
   when.it_value = to_timespec(std::max(left, steady_clock::duration(std::chrono::microseconds(1))));
   when.it_interval = to_timespec(std::chrono::milliseconds(1));
-  ::timer_settime(timer, 0, &when, nullptr);
+  ::timer_settime(*timer, 0, &when, nullptr);
 
-  sigset_t waiting = saved;
-  sigdelset(&waiting, sig);
-  pthread_sigmask(SIG_SETMASK, &waiting, nullptr);
   int result;
   for (;;) {
     struct flock copy = request;
@@ -132,12 +164,12 @@ int lock_until(int fd, int try_command, int wait_command, struct flock request, 
       break;
     }
   }
-  pthread_sigmask(SIG_BLOCK, &just_ours, nullptr);
-  ::timer_delete(timer);
-  const timespec no_wait{};
-  while (::sigtimedwait(&just_ours, nullptr, &no_wait) > 0) {
-  }
-  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  // Disarm while the signal is still unblocked: a tick that fired before this
+  // is delivered (to the empty handler) on the way back from the call, so
+  // nothing stays pending once the thread's mask is restored.
+  const itimerspec disarmed{};
+  ::timer_settime(*timer, 0, &disarmed, nullptr);
+  if (sigismember(&saved, sig) == 1) pthread_sigmask(SIG_BLOCK, &just_ours, nullptr);
   return result;
 #else
   return poll_until(fd, try_command, request, until);
