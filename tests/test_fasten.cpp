@@ -111,6 +111,8 @@ outcome run_program(const std::string& program, const std::vector<std::string>& 
     if (opt.no_more_processes) {
       const rlimit one{1, 1};
       ::setrlimit(RLIMIT_NPROC, &one);
+      // LeakSanitizer needs a thread at exit, which this limit forbids.
+      ::setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
     }
     ::execv(program.c_str(), argv.data());
     ::_exit(124);
@@ -608,6 +610,15 @@ TEST(Fasten, InterruptedWhileWaitingItDiesOfTheSignalHoldingNothing) {
 }
 
 TEST(Fasten, SignalsSentToFastenAreRelayedToTheCommand) {
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "ThreadSanitizer defers signal handlers while fasten blocks in waitid(), so nothing is relayed; "
+                  "the other builds run this test";
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+  GTEST_SKIP() << "ThreadSanitizer defers signal handlers while fasten blocks in waitid(), so nothing is relayed; "
+                  "the other builds run this test";
+#endif
+#endif
   default_signal_actions();
   temp_dir dir;
   const auto lock = dir / "lock";
