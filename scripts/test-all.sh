@@ -48,7 +48,7 @@ run_suite() {
   local total fail skip
   total=$(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$summary")
   fail=$(sed -E 's/.*tests passed, ([0-9]+) tests failed.*/\1/' <<<"$summary")
-  skip=$(grep -cE '\(Skipped\)|\*\*\*Skipped' "$out" || true)
+  skip=$(grep -cE '\*\*\*Skipped' "$out" || true)
   total=${total:-0} fail=${fail:-1}
   passed=$((passed + total - fail - skip))
   failed=$((failed + fail))
@@ -59,7 +59,7 @@ run_suite() {
     tail -n 80 "$out"
     failed_steps+=("$name")
   fi
-  grep -E '\(Skipped\)|\*\*\*Skipped' "$out" | sed 's/^/  skipped: /' || true
+  grep -E '\*\*\*Skipped' "$out" | sed -E 's/ +\.{3,}/ /; s/^/  skipped: /' || true
 }
 
 check_format() {
