@@ -294,7 +294,9 @@ std::vector<owner_kind> run_chaos(const std::vector<task>& tasks) {
   return seen;
 }
 
-long count_of(const std::vector<owner_kind>& seen, owner_kind k) { return std::count(seen.begin(), seen.end(), k); }
+std::ptrdiff_t count_of(const std::vector<owner_kind>& seen, owner_kind k) {
+  return std::count(seen.begin(), seen.end(), k);
+}
 
 TEST(ReaderWriterLock, DoubleReaderAbort) {
   std::vector<task> tasks;
