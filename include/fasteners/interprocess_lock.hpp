@@ -19,6 +19,8 @@
 //   * over NFS they are only as good as the server's lock manager.
 #pragma once
 
+#include <fasteners/detail/deadline.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -41,37 +43,6 @@ struct interprocess_options {
 
 namespace detail {
 class interprocess_lock_state;
-
-// Converts a deadline on any clock into a steady_clock attempt, the way the
-// standard timed mutexes do: always at least one attempt, and a clock that is
-// adjusted while we wait is re-read.
-template <class Clock, class Duration, class Attempt>
-bool try_until(const std::chrono::time_point<Clock, Duration>& deadline, Attempt attempt) {
-  if constexpr (std::is_same_v<Clock, std::chrono::steady_clock>) {
-    return attempt(std::chrono::time_point_cast<std::chrono::steady_clock::duration>(deadline));
-  } else {
-    for (;;) {
-      const auto left = deadline - Clock::now();
-      const auto steady =
-          std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::steady_clock::duration>(left);
-      if (attempt(steady)) return true;
-      if (Clock::now() >= deadline) return false;
-    }
-  }
-}
-
-template <class Rep, class Period>
-std::chrono::steady_clock::time_point deadline_after(const std::chrono::duration<Rep, Period>& timeout) {
-  const auto now = std::chrono::steady_clock::now();
-  using steady_duration = std::chrono::steady_clock::duration;
-  if (timeout <= timeout.zero()) return now;
-  // Saturate instead of overflowing for "wait forever"-sized timeouts.
-  const auto room = std::chrono::steady_clock::time_point::max() - now;
-  if (std::chrono::duration<double>(timeout) >= std::chrono::duration<double>(room)) {
-    return std::chrono::steady_clock::time_point::max();
-  }
-  return now + std::chrono::ceil<steady_duration>(timeout);
-}
 }  // namespace detail
 
 // An exclusive lock on a file, shared by threads and processes.
@@ -95,12 +66,12 @@ class interprocess_lock {
   // At least one attempt, then waits at most `timeout`.
   template <class Rep, class Period>
   bool try_lock_for(const std::chrono::duration<Rep, Period>& timeout) {
-    return try_lock_until_steady(detail::deadline_after(timeout));
+    return try_lock_until_steady(detail::steady_deadline_after(timeout));
   }
   template <class Clock, class Duration>
   bool try_lock_until(const std::chrono::time_point<Clock, Duration>& deadline) {
-    return detail::try_until(deadline,
-                             [this](std::chrono::steady_clock::time_point d) { return try_lock_until_steady(d); });
+    return detail::attempt_until(deadline,
+                                 [this](std::chrono::steady_clock::time_point d) { return try_lock_until_steady(d); });
   }
   // Throws operation_not_permitted if the calling thread does not hold it.
   void unlock();
@@ -134,12 +105,12 @@ class interprocess_reader_writer_lock {
   bool try_lock();
   template <class Rep, class Period>
   bool try_lock_for(const std::chrono::duration<Rep, Period>& timeout) {
-    return try_lock_until_steady(detail::deadline_after(timeout));
+    return try_lock_until_steady(detail::steady_deadline_after(timeout));
   }
   template <class Clock, class Duration>
   bool try_lock_until(const std::chrono::time_point<Clock, Duration>& deadline) {
-    return detail::try_until(deadline,
-                             [this](std::chrono::steady_clock::time_point d) { return try_lock_until_steady(d); });
+    return detail::attempt_until(deadline,
+                                 [this](std::chrono::steady_clock::time_point d) { return try_lock_until_steady(d); });
   }
   void unlock();
 
@@ -148,11 +119,11 @@ class interprocess_reader_writer_lock {
   bool try_lock_shared();
   template <class Rep, class Period>
   bool try_lock_shared_for(const std::chrono::duration<Rep, Period>& timeout) {
-    return try_lock_shared_until_steady(detail::deadline_after(timeout));
+    return try_lock_shared_until_steady(detail::steady_deadline_after(timeout));
   }
   template <class Clock, class Duration>
   bool try_lock_shared_until(const std::chrono::time_point<Clock, Duration>& deadline) {
-    return detail::try_until(
+    return detail::attempt_until(
         deadline, [this](std::chrono::steady_clock::time_point d) { return try_lock_shared_until_steady(d); });
   }
   void unlock_shared();
