@@ -51,7 +51,8 @@ class file_lock {
   bool try_acquire(lock_kind kind);
   // Waits in the kernel; EINTR is retried.
   void acquire(lock_kind kind);
-  // At least one attempt, then waits until `until` at the latest.
+  // Waits until `until` at the latest (a past deadline is one attempt). The
+  // layer above has just made a try_acquire(), so this need not try first.
   bool acquire_until(lock_kind kind, deadline until);
   // Releases what this object holds.
   void release();

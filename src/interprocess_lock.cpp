@@ -185,6 +185,13 @@ class interprocess_lock_state {
     return true;
   }
 
+  // The timed operations: no deadline waits forever, a past one is a try.
+  bool acquire_by(lock_kind kind, deadline until) {
+    if (until == deadline::max()) return acquire(kind, wait_mode::forever, until);
+    if (until <= std::chrono::steady_clock::now()) return acquire(kind, wait_mode::try_once, until);
+    return acquire(kind, wait_mode::until_deadline, until);
+  }
+
   void release(lock_kind kind) {
     const unsigned generation = process_generation();
     if (generation != generation_) {
@@ -269,12 +276,7 @@ interprocess_lock::~interprocess_lock() = default;
 void interprocess_lock::lock() { state_->acquire(lock_kind::exclusive, wait_mode::forever, detail::deadline::max()); }
 bool interprocess_lock::try_lock() { return state_->acquire(lock_kind::exclusive, wait_mode::try_once, {}); }
 bool interprocess_lock::try_lock_until_steady(std::chrono::steady_clock::time_point until) {
-  if (until == std::chrono::steady_clock::time_point::max()) {
-    lock();
-    return true;
-  }
-  if (until <= std::chrono::steady_clock::now()) return try_lock();
-  return state_->acquire(lock_kind::exclusive, wait_mode::until_deadline, until);
+  return state_->acquire_by(lock_kind::exclusive, until);
 }
 void interprocess_lock::unlock() { state_->release(lock_kind::exclusive); }
 bool interprocess_lock::owns_lock() const noexcept { return state_->holds(lock_kind::exclusive); }
@@ -293,12 +295,7 @@ bool interprocess_reader_writer_lock::try_lock() {
   return state_->acquire(lock_kind::exclusive, wait_mode::try_once, {});
 }
 bool interprocess_reader_writer_lock::try_lock_until_steady(std::chrono::steady_clock::time_point until) {
-  if (until == std::chrono::steady_clock::time_point::max()) {
-    lock();
-    return true;
-  }
-  if (until <= std::chrono::steady_clock::now()) return try_lock();
-  return state_->acquire(lock_kind::exclusive, wait_mode::until_deadline, until);
+  return state_->acquire_by(lock_kind::exclusive, until);
 }
 void interprocess_reader_writer_lock::unlock() { state_->release(lock_kind::exclusive); }
 
@@ -309,12 +306,7 @@ bool interprocess_reader_writer_lock::try_lock_shared() {
   return state_->acquire(lock_kind::shared, wait_mode::try_once, {});
 }
 bool interprocess_reader_writer_lock::try_lock_shared_until_steady(std::chrono::steady_clock::time_point until) {
-  if (until == std::chrono::steady_clock::time_point::max()) {
-    lock_shared();
-    return true;
-  }
-  if (until <= std::chrono::steady_clock::now()) return try_lock_shared();
-  return state_->acquire(lock_kind::shared, wait_mode::until_deadline, until);
+  return state_->acquire_by(lock_kind::shared, until);
 }
 void interprocess_reader_writer_lock::unlock_shared() { state_->release(lock_kind::shared); }
 

@@ -197,9 +197,9 @@ bool file_lock::try_acquire(lock_kind kind) { return impl_->acquire(kind, wait_m
 void file_lock::acquire(lock_kind kind) { impl_->acquire(kind, wait_mode::forever, deadline::max()); }
 
 bool file_lock::acquire_until(lock_kind kind, deadline until) {
-  if (impl_->acquire(kind, wait_mode::try_once, deadline{})) return true;
-  if (std::chrono::steady_clock::now() >= until) return false;
-  return impl_->acquire(kind, until == deadline::max() ? wait_mode::forever : wait_mode::until_deadline, until);
+  if (until == deadline::max()) return impl_->acquire(kind, wait_mode::forever, until);
+  if (std::chrono::steady_clock::now() >= until) return impl_->acquire(kind, wait_mode::try_once, until);
+  return impl_->acquire(kind, wait_mode::until_deadline, until);
 }
 
 void file_lock::release() { impl_->release(); }

@@ -35,8 +35,10 @@ struct flock whole_file(short type) noexcept;
 // 0 on success or an errno value, never throws.
 int lock_try(int fd, int try_command, struct flock request) noexcept;
 int lock_wait(int fd, int wait_command, struct flock request) noexcept;
-// At least one try, then waits (in the kernel where the platform allows it)
-// until `until`. Returns 0, a busy errno, or another errno.
+// Waits (in the kernel where the platform allows it) until `until`, with a
+// last try at the deadline; a deadline already past is a single try. Callers
+// have usually just tried, so it does not try first. Returns 0, a busy errno,
+// or another errno.
 int lock_until(int fd, int try_command, int wait_command, struct flock request, deadline until) noexcept;
 
 }  // namespace fasteners::detail::posix

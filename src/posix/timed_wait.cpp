@@ -128,10 +128,8 @@ timespec to_timespec(steady_clock::duration d) noexcept {
 }  // namespace
 
 int lock_until(int fd, int try_command, int wait_command, struct flock request, deadline until) noexcept {
-  const int first = lock_try(fd, try_command, request);
-  if (first == 0 || !is_busy(first)) return first;
   if (until == deadline::max()) return lock_wait(fd, wait_command, request);
-  if (steady_clock::now() >= until) return first;
+  if (steady_clock::now() >= until) return lock_try(fd, try_command, request);
 #if FASTENERS_HAVE_THREAD_TIMER
   const int sig = interrupt_signal();
   if (sig == 0 || !handler_still_ours(sig)) return poll_until(fd, try_command, request, until);
