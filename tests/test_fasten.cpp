@@ -39,8 +39,10 @@ using namespace std::chrono_literals;
 using fasteners::test::child_process;
 using fasteners::test::helper_acquired;
 using fasteners::test::helper_busy;
+using fasteners::test::read_file;
 using fasteners::test::run_helper;
 using fasteners::test::temp_dir;
+using fasteners::test::write_file;
 
 // The one built alongside, unless FASTENERS_FASTEN_BINARY in the environment
 // names another (an installed one, say).
@@ -202,21 +204,9 @@ child_process fasten_holding(const fs::path& lock, std::vector<std::string> opti
   return running;
 }
 
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-void write_file(const fs::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-}
-
 long read_pid(const fs::path& path) { return std::stol(read_file(path)); }
 
 std::string contains_pid(long pid) { return "pid " + std::to_string(pid); }
-
-bool python_available() { return fasteners::test::python_fasteners_available(); }
 
 child_process python_hold(const std::string& kind, const fs::path& lock) {
   child_process holder(fasteners::test::python_with_fasteners(), {python_script, "hold", kind, lock.string()});
@@ -872,7 +862,7 @@ TEST(Fasten, StatusOfALockFileItCannotOpenComesFromTheKernelsLockTable) {
 // ------------------------------------------------------ Python fasteners
 
 TEST(Fasten, PythonHoldsTheLockAndFastenIsRefused) {
-  if (!python_available()) GTEST_SKIP() << "python3 with Debian's python3-fasteners is not installed";
+  FASTENERS_REQUIRE_PYTHON_FASTENERS();
   temp_dir dir;
   const auto lock = dir / "lock";
   auto python = python_hold("lock", lock);
@@ -891,7 +881,7 @@ TEST(Fasten, PythonHoldsTheLockAndFastenIsRefused) {
 }
 
 TEST(Fasten, FastenHoldsTheLockAndPythonIsRefused) {
-  if (!python_available()) GTEST_SKIP() << "python3 with Debian's python3-fasteners is not installed";
+  FASTENERS_REQUIRE_PYTHON_FASTENERS();
   temp_dir dir;
   const auto lock = dir / "lock";
   {
@@ -914,7 +904,7 @@ TEST(Fasten, FastenHoldsTheLockAndPythonIsRefused) {
 }
 
 TEST(Fasten, SharedWithAPythonReaderExclusiveRefusedBesideOne) {
-  if (!python_available()) GTEST_SKIP() << "python3 with Debian's python3-fasteners is not installed";
+  FASTENERS_REQUIRE_PYTHON_FASTENERS();
   temp_dir dir;
   const auto lock = dir / "lock";
   auto python = python_hold("read", lock);

@@ -21,30 +21,12 @@ namespace {
 using namespace std::chrono_literals;
 using fasteners::interprocess_lock;
 using fasteners::interprocess_reader_writer_lock;
+using fasteners::test::error_of;
 using fasteners::test::helper_acquired;
 using fasteners::test::helper_busy;
+using fasteners::test::read_file;
 using fasteners::test::run_helper;
 using fasteners::test::temp_dir;
-
-struct caught {
-  std::errc code{};
-  std::string what;
-};
-
-template <class F>
-caught error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::system_error& e) {
-    return {static_cast<std::errc>(e.code().default_error_condition().value()), e.what()};
-  }
-  return {};
-}
-
-std::string read_file(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
 
 TEST(InterprocessLockErrors, DirectoryIsRejectedNamingThePath) {
   temp_dir dir;

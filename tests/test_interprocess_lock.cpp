@@ -22,20 +22,13 @@ using namespace std::chrono_literals;
 using fasteners::interprocess_lock;
 using fasteners::interprocess_reader_writer_lock;
 using fasteners::test::child_process;
+using fasteners::test::error_of;
 using fasteners::test::helper_acquired;
 using fasteners::test::helper_busy;
+using fasteners::test::read_file;
 using fasteners::test::run_helper;
 using fasteners::test::temp_dir;
-
-std::string read_file(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-void write_file(const std::filesystem::path& p, const std::string& text) {
-  std::ofstream out(p, std::ios::trunc);
-  out << text;
-}
+using fasteners::test::write_file;
 
 // A helper process holding `path` until released.
 struct holder {
@@ -50,16 +43,6 @@ struct holder {
     EXPECT_EQ(child.wait(), 0);
   }
 };
-
-template <class F>
-std::errc error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::system_error& e) {
-    return static_cast<std::errc>(e.code().default_error_condition().value());
-  }
-  return std::errc{};
-}
 
 TEST(InterprocessLock, ParentHoldsTenChildrenFailThenSucceedAfterRelease) {
   temp_dir dir;
@@ -310,10 +293,10 @@ TEST(InterprocessLock, RelockingFromHolderThreadIsAnErrorNotAHang) {
   temp_dir dir;
   interprocess_lock lock(dir / "lock");
   lock.lock();
-  EXPECT_EQ(error_of([&] { lock.lock(); }), std::errc::resource_deadlock_would_occur);
+  EXPECT_EQ(error_of([&] { lock.lock(); }).code, std::errc::resource_deadlock_would_occur);
   EXPECT_FALSE(lock.try_lock());
   EXPECT_FALSE(lock.try_lock_for(0s));
-  EXPECT_EQ(error_of([&] { (void)lock.try_lock_for(10s); }), std::errc::resource_deadlock_would_occur);
+  EXPECT_EQ(error_of([&] { (void)lock.try_lock_for(10s); }).code, std::errc::resource_deadlock_would_occur);
   EXPECT_TRUE(lock.owns_lock());
   lock.unlock();
 }
@@ -322,7 +305,7 @@ TEST(InterprocessLock, LockingTheSameFileThroughAnotherObjectFromHolderIsAnError
   temp_dir dir;
   interprocess_lock a(dir / "lock"), b(dir / "lock");
   a.lock();
-  EXPECT_EQ(error_of([&] { b.lock(); }), std::errc::resource_deadlock_would_occur);
+  EXPECT_EQ(error_of([&] { b.lock(); }).code, std::errc::resource_deadlock_would_occur);
   EXPECT_FALSE(b.try_lock());
   a.unlock();
   b.lock();
@@ -333,15 +316,15 @@ TEST(InterprocessReaderWriterLock, SelfDeadlockCasesAreErrors) {
   temp_dir dir;
   interprocess_reader_writer_lock rw(dir / "lock"), other(dir / "lock");
   rw.lock();  // exclusive, then:
-  EXPECT_EQ(error_of([&] { rw.lock(); }), std::errc::resource_deadlock_would_occur);
-  EXPECT_EQ(error_of([&] { rw.lock_shared(); }), std::errc::resource_deadlock_would_occur);
-  EXPECT_EQ(error_of([&] { other.lock_shared(); }), std::errc::resource_deadlock_would_occur);
+  EXPECT_EQ(error_of([&] { rw.lock(); }).code, std::errc::resource_deadlock_would_occur);
+  EXPECT_EQ(error_of([&] { rw.lock_shared(); }).code, std::errc::resource_deadlock_would_occur);
+  EXPECT_EQ(error_of([&] { other.lock_shared(); }).code, std::errc::resource_deadlock_would_occur);
   EXPECT_FALSE(rw.try_lock_shared());
   EXPECT_FALSE(other.try_lock_shared());
   rw.unlock();
   rw.lock_shared();  // shared, then exclusive:
-  EXPECT_EQ(error_of([&] { rw.lock(); }), std::errc::resource_deadlock_would_occur);
-  EXPECT_EQ(error_of([&] { other.lock(); }), std::errc::resource_deadlock_would_occur);
+  EXPECT_EQ(error_of([&] { rw.lock(); }).code, std::errc::resource_deadlock_would_occur);
+  EXPECT_EQ(error_of([&] { other.lock(); }).code, std::errc::resource_deadlock_would_occur);
   EXPECT_FALSE(rw.try_lock());
   EXPECT_FALSE(other.try_lock());
   EXPECT_TRUE(other.try_lock_shared());  // shared beside shared is fine
@@ -354,7 +337,7 @@ TEST(InterprocessLock, ExclusiveThroughAnInterprocessLockAndReadThroughARwLockOn
   interprocess_lock lock(dir / "lock");
   interprocess_reader_writer_lock rw(dir / "lock");
   lock.lock();
-  EXPECT_EQ(error_of([&] { rw.lock_shared(); }), std::errc::resource_deadlock_would_occur);
+  EXPECT_EQ(error_of([&] { rw.lock_shared(); }).code, std::errc::resource_deadlock_would_occur);
   lock.unlock();
 }
 

@@ -19,12 +19,7 @@ const std::string script = std::string(FASTENERS_SOURCE_DIR) + "/tests/helper/py
 
 class PythonFasteners : public ::testing::Test {
  protected:
-  void SetUp() override {
-    if (!fasteners::test::python_fasteners_available()) {
-      if (std::getenv("FASTENERS_REQUIRE_PYTHON") != nullptr) FAIL() << "python3-fasteners is required but missing";
-      GTEST_SKIP() << "python3 with the fasteners module is not installed (Debian: python3-fasteners)";
-    }
-  }
+  void SetUp() override { FASTENERS_REQUIRE_PYTHON_FASTENERS(); }
 
   child_process python(const std::string& command, const std::string& kind, const std::filesystem::path& path) {
     return child_process(fasteners::test::python_with_fasteners(), {script, command, kind, path.string()});

@@ -915,15 +915,33 @@ TEST(ReaderWriterLock, ReadersNeverSeeAHalfWrite) {
   EXPECT_FALSE(lock.has_pending_writers());
 }
 
-TEST(ReaderWriterLock, MeetsTheStandardRequirementsAtCompileTime) {
-  static_assert(!std::is_copy_constructible_v<reader_writer_lock>);
-  static_assert(!std::is_move_constructible_v<reader_writer_lock>);
-  static_assert(std::is_default_constructible_v<reader_writer_lock>);
-  static_assert(
-      std::is_same_v<decltype(std::declval<reader_writer_lock&>().read_lock()), std::shared_lock<reader_writer_lock>>);
-  static_assert(
-      std::is_same_v<decltype(std::declval<reader_writer_lock&>().write_lock()), std::unique_lock<reader_writer_lock>>);
-  SUCCEED();
+// Like std::shared_mutex: neither copied nor moved, and the guards are the
+// standard ones.
+static_assert(!std::is_copy_constructible_v<reader_writer_lock>);
+static_assert(!std::is_move_constructible_v<reader_writer_lock>);
+static_assert(std::is_default_constructible_v<reader_writer_lock>);
+static_assert(
+    std::is_same_v<decltype(std::declval<reader_writer_lock&>().read_lock()), std::shared_lock<reader_writer_lock>>);
+static_assert(
+    std::is_same_v<decltype(std::declval<reader_writer_lock&>().write_lock()), std::unique_lock<reader_writer_lock>>);
+
+TEST(ReaderWriterLock, ReadLockAndWriteLockReturnStandardGuardsThatHoldAndRelease) {
+  reader_writer_lock lock;
+  {
+    std::shared_lock<reader_writer_lock> r = lock.read_lock();
+    EXPECT_TRUE(r.owns_lock());
+    EXPECT_TRUE(lock.is_reader());
+    EXPECT_EQ(lock.owner(), owner_kind::readers);
+    r.unlock();  // the standard guard's own early release works
+    EXPECT_FALSE(lock.is_reader());
+  }
+  {
+    std::unique_lock<reader_writer_lock> w = lock.write_lock();
+    EXPECT_TRUE(w.owns_lock());
+    EXPECT_TRUE(lock.is_writer());
+    EXPECT_EQ(lock.owner(), owner_kind::writer);
+  }
+  EXPECT_EQ(lock.owner(), owner_kind::none);
 }
 
 }  // namespace

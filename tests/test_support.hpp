@@ -2,11 +2,13 @@
 #pragma once
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <vector>
 
 namespace fasteners::test {
@@ -56,6 +58,25 @@ class child_process {
   std::unique_ptr<impl> impl_;
 };
 
+// The error a call threw: its portable code and message; {} if it did not throw.
+struct caught {
+  std::errc code{};
+  std::string what;
+};
+template <class F>
+caught error_of(F&& f) {
+  try {
+    f();
+  } catch (const std::system_error& e) {
+    return {static_cast<std::errc>(e.code().default_error_condition().value()), e.what()};
+  }
+  return {};
+}
+
+// Whole-file reads and writes, byte for byte.
+std::string read_file(const std::filesystem::path& path);
+void write_file(const std::filesystem::path& path, const std::string& text);
+
 // Exit codes of the helper's one-shot commands.
 inline constexpr int helper_acquired = 0;
 inline constexpr int helper_busy = 3;
@@ -70,5 +91,17 @@ int open_descriptor_count();
 // A python3 that can import Debian's `fasteners` module, or "" if none.
 std::string python_with_fasteners();
 bool python_fasteners_available();
+
+// In a test body: skip without Python fasteners, or fail where the
+// environment says it must be there (CI sets FASTENERS_REQUIRE_PYTHON).
+#define FASTENERS_REQUIRE_PYTHON_FASTENERS()                                                            \
+  do {                                                                                                  \
+    if (!::fasteners::test::python_fasteners_available()) {                                             \
+      if (std::getenv("FASTENERS_REQUIRE_PYTHON") != nullptr) {                                         \
+        FAIL() << "python3-fasteners is required (FASTENERS_REQUIRE_PYTHON is set) but missing";        \
+      }                                                                                                 \
+      GTEST_SKIP() << "python3 with the fasteners module is not installed (Debian: python3-fasteners)"; \
+    }                                                                                                   \
+  } while (false)
 
 }  // namespace fasteners::test

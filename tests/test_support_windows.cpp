@@ -15,6 +15,7 @@
 #include <windows.h>
 
 #include <algorithm>
+#include <fstream>
 #include <random>
 #include <stdexcept>
 #include <system_error>
@@ -82,6 +83,16 @@ temp_dir::temp_dir() : path_(make_unique_dir()) {}
 temp_dir::~temp_dir() {
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
+}
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void write_file(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
 }
 
 std::string helper_binary() {
