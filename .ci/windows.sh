@@ -23,11 +23,7 @@ wine=/usr/lib/wine/wine64
 if ! command -v "$cxx" >/dev/null 2>&1 || [ ! -x "$wine" ] || ! command -v cmake >/dev/null 2>&1 ||
   [ ! -f /usr/src/googletest/CMakeLists.txt ]; then
   step "installing g++-mingw-w64-x86-64, wine64 and the GoogleTest sources"
-  sudo=
-  if [ "$(id -u)" -ne 0 ]; then sudo=sudo; fi
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -q
-  $sudo apt-get install -y -q --no-install-recommends g++-mingw-w64-x86-64 wine64 cmake make googletest
+  "$(dirname "$0")/../scripts/install-deps.sh" g++-mingw-w64-x86-64 wine64 cmake make googletest
 fi
 if [ ! -x "$wine" ]; then wine=$(command -v wine64 || command -v wine); fi
 wineserver=$(dirname "$wine")/wineserver

@@ -15,8 +15,7 @@ jobs=$(nproc)
 logs=$root/build/logs
 mkdir -p "$logs"
 
-scripts/install-deps.sh cmake make g++ clang clang-format libgtest-dev libgmock-dev libbenchmark-dev \
-  python3 python3-fasteners pkg-config libboost-dev
+scripts/install-deps.sh $(grep -v '^#' scripts/packages.txt)
 
 # The interop tests must not skip for lack of Python fasteners here.
 export FASTENERS_REQUIRE_PYTHON=1
