@@ -2,6 +2,8 @@
 // processes started with CreateProcessW.
 #include "test_support.hpp"
 
+#include "windows_command_line.hpp"
+
 #ifndef _WIN32
 #error "the POSIX half of test_support lives in test_support.cpp"
 #endif
@@ -32,31 +34,7 @@ namespace {
 // Narrow strings are UTF-8 here, as std::filesystem::path treats them with libstdc++.
 std::wstring widen(const std::string& s) { return std::filesystem::path(s).native(); }
 
-// Quotes one argument so that CommandLineToArgvW and the C runtime's argv
-// parsing give it back unchanged.
-std::wstring quote_argument(const std::wstring& arg) {
-  if (!arg.empty() && arg.find_first_of(L" \t\n\v\"") == std::wstring::npos) return arg;
-  std::wstring quoted = L"\"";
-  for (auto it = arg.begin();; ++it) {
-    std::size_t backslashes = 0;
-    while (it != arg.end() && *it == L'\\') {
-      ++it;
-      ++backslashes;
-    }
-    if (it == arg.end()) {
-      quoted.append(backslashes * 2, L'\\');
-      break;
-    }
-    if (*it == L'"') {
-      quoted.append(backslashes * 2 + 1, L'\\');
-    } else {
-      quoted.append(backslashes, L'\\');
-    }
-    quoted.push_back(*it);
-  }
-  quoted.push_back(L'"');
-  return quoted;
-}
+using fasten::quote_argument;
 
 std::filesystem::path make_unique_dir() {
   wchar_t buffer[MAX_PATH + 1];

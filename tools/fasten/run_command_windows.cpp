@@ -9,6 +9,7 @@
 // runs, waits for it and passes its exit status on, as cmd.exe does.
 #include "exit_codes.hpp"
 #include "run_command.hpp"
+#include "windows_command_line.hpp"
 
 #ifndef WIN32_LEAN_AND_MEAN
 #define WIN32_LEAN_AND_MEAN
@@ -39,32 +40,6 @@ std::wstring widen(const std::string& text) {
   std::wstring wide(static_cast<std::size_t>(n), L'\0');
   ::MultiByteToWideChar(CP_UTF8, 0, text.data(), static_cast<int>(text.size()), wide.data(), n);
   return wide;
-}
-
-// Quotes one argument so that the C runtime's argv parsing (and
-// CommandLineToArgvW) gives it back unchanged.
-std::wstring quote_argument(const std::wstring& arg) {
-  if (!arg.empty() && arg.find_first_of(L" \t\n\v\"") == std::wstring::npos) return arg;
-  std::wstring quoted = L"\"";
-  for (auto it = arg.begin();; ++it) {
-    std::size_t backslashes = 0;
-    while (it != arg.end() && *it == L'\\') {
-      ++it;
-      ++backslashes;
-    }
-    if (it == arg.end()) {
-      quoted.append(backslashes * 2, L'\\');  // the closing quote must stay a quote
-      break;
-    }
-    if (*it == L'"') {
-      quoted.append(backslashes * 2 + 1, L'\\');
-    } else {
-      quoted.append(backslashes, L'\\');
-    }
-    quoted.push_back(*it);
-  }
-  quoted.push_back(L'"');
-  return quoted;
 }
 
 bool is_shell_command(const std::vector<std::string>& argv) {
