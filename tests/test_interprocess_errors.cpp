@@ -27,6 +27,7 @@ using fasteners::test::helper_busy;
 using fasteners::test::read_file;
 using fasteners::test::run_helper;
 using fasteners::test::temp_dir;
+using fasteners::test::write_file;
 
 TEST(InterprocessLockErrors, DirectoryIsRejectedNamingThePath) {
   temp_dir dir;
@@ -60,7 +61,7 @@ TEST(InterprocessLockErrors, SymlinkIsRejectedAndItsTargetUntouched) {
 #else
   temp_dir dir;
   const auto target = dir / "target";
-  { std::ofstream(target) << "keep me"; }
+  write_file(target, "keep me");
   const auto link = dir / "link";
   std::filesystem::create_symlink(target, link);
   interprocess_reader_writer_lock lock(link);
@@ -95,7 +96,7 @@ TEST(InterprocessLockErrors, MissingParentsAreAnErrorWhenCreationIsDisabled) {
 
 TEST(InterprocessLockErrors, ParentThatIsAFileIsAnErrorNamingThePath) {
   temp_dir dir;
-  { std::ofstream(dir / "file") << "x"; }
+  write_file(dir / "file", "x");
   const auto path = dir / "file" / "lock";
   interprocess_lock lock(path);
   auto e = error_of([&] { lock.lock(); });
@@ -108,7 +109,7 @@ TEST(InterprocessLockErrors, ExistingContentSurvivesLockingAndUnlocking) {
   temp_dir dir;
   const auto path = dir / "lock";
   const std::string content = "pid 1234\nsome data the owner keeps here\n";
-  { std::ofstream(path) << content; }
+  write_file(path, content);
   {
     interprocess_reader_writer_lock lock(path);
     lock.lock();

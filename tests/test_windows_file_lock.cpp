@@ -33,6 +33,7 @@ using fasteners::test::helper_busy;
 using fasteners::test::read_file;
 using fasteners::test::run_helper;
 using fasteners::test::temp_dir;
+using fasteners::test::write_file;
 namespace windows = fasteners::detail::windows;
 
 TEST(WindowsFileLock, NonDiskFileIsRejectedNamingThePath) {
@@ -58,7 +59,7 @@ TEST(WindowsFileLock, NonDiskFileIsRejectedNamingThePath) {
 TEST(WindowsFileLock, SymbolicLinkIsRejectedAndItsTargetUntouched) {
   temp_dir dir;
   const auto target = dir / "target";
-  { std::ofstream(target) << "keep me"; }
+  write_file(target, "keep me");
   const auto link = dir / "link";
   if (!::CreateSymbolicLinkW(link.c_str(), L"target", SYMBOLIC_LINK_FLAG_ALLOW_UNPRIVILEGED_CREATE)) {
     GTEST_SKIP() << "cannot create a symbolic link here (error " << ::GetLastError()
