@@ -44,40 +44,46 @@
 // head of the queue may claim the lock.
 #include <fasteners/reader_writer_lock.hpp>
 
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 #include <algorithm>
 #include <condition_variable>
 #if defined(_MSC_VER)
 #include <intrin.h>
 #endif
 #include <cstddef>
+#include <ctime>
+#include <mutex>
 #include <system_error>
 #include <thread>
 #include <vector>
 
 namespace fasteners {
 
-namespace detail {
-struct rw_waiting_writer {
-  rw_waiting_writer* next = nullptr;
-};
-}  // namespace detail
-
 namespace {
 
 // Bits of reader_writer_lock::state_.
 // A writer holds the lock, or has claimed it and waits for readers to leave.
 constexpr std::uint32_t kWriteLocked = 1u << 0;
-// Writers wait in the queue.
-constexpr std::uint32_t kWritersQueued = 1u << 1;
+// Writers sleep in the parking bucket, or one was woken and has not settled
+// yet (see settle_waiters). Holds back new readers.
+constexpr std::uint32_t kWritersParked = 1u << 1;
 // Readers may be registered in the slot table.
 constexpr std::uint32_t kSlotsInUse = 1u << 2;
-// Somebody sleeps in the lock's parking bucket.
-constexpr std::uint32_t kSleepers = 1u << 3;
+// Readers sleep in the parking bucket (or did: cleared lazily).
+constexpr std::uint32_t kReadersParked = 1u << 3;
+// The writer that claimed the lock sleeps until the counted readers are gone.
+constexpr std::uint32_t kDrainerParked = 1u << 4;
 // The rest counts readers that are not in a slot.
-constexpr std::uint32_t kReaderShift = 4;
+constexpr std::uint32_t kReaderShift = 5;
 constexpr std::uint32_t kOneReader = 1u << kReaderShift;
 
-constexpr std::uint32_t kBlocksReaders = kWriteLocked | kWritersQueued;
+constexpr std::uint32_t kBlocksReaders = kWriteLocked | kWritersParked;
+constexpr std::uint32_t kParked = kWritersParked | kReadersParked;
 
 constexpr std::uint32_t counted_readers(std::uint32_t state) { return state >> kReaderShift; }
 
@@ -115,9 +121,155 @@ std::size_t slot_count() noexcept {
 
 // --- The parking lot --------------------------------------------------------
 
-struct parking_bucket {
+// One sleeping thread. It lives on the sleeper's stack; whoever wakes it
+// unlinks it under the bucket's mutex, then posts its token, after which it
+// may be gone at once.
+enum class wait_kind : std::uint8_t { reader, writer, drainer };
+constexpr std::uint32_t kAsleep = 0;
+constexpr std::uint32_t kRetry = 1;      // woken: look at the lock again
+constexpr std::uint32_t kHandedOff = 2;  // woken holding the lock (a fair hand-over)
+
+struct waiter {
+  waiter* next = nullptr;
+  const void* key = nullptr;
+  wait_kind kind = wait_kind::reader;
+  std::uint32_t grant = kRetry;  // the token to post, chosen under the bucket's mutex
+  std::atomic<std::uint32_t> token{kAsleep};
+#if !defined(__linux__)
   std::mutex mutex;
   std::condition_variable cv;
+#endif
+};
+
+#if defined(__linux__)
+static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(int), "futex word");
+int* futex_word(std::atomic<std::uint32_t>& token) noexcept { return reinterpret_cast<int*>(&token); }
+
+// Waits until the token is posted or the deadline passes; kAsleep on timeout.
+std::uint32_t wait_for_token(waiter& w, std::chrono::steady_clock::time_point deadline) noexcept {
+  for (;;) {
+    const std::uint32_t token = w.token.load(std::memory_order_acquire);
+    if (token != kAsleep) return token;
+    if (deadline == std::chrono::steady_clock::time_point::max()) {
+      syscall(SYS_futex, futex_word(w.token), FUTEX_WAIT_PRIVATE, 0, nullptr, nullptr, 0);
+      continue;
+    }
+    // steady_clock is CLOCK_MONOTONIC, what FUTEX_WAIT_BITSET measures an absolute deadline in.
+    const auto since_epoch = deadline.time_since_epoch();
+    if (since_epoch <= std::chrono::steady_clock::now().time_since_epoch()) return kAsleep;
+    const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(since_epoch);
+    timespec at{};
+    at.tv_sec = static_cast<time_t>(seconds.count());
+    at.tv_nsec = static_cast<long>(std::chrono::duration_cast<std::chrono::nanoseconds>(since_epoch - seconds).count());
+    syscall(SYS_futex, futex_word(w.token), FUTEX_WAIT_BITSET_PRIVATE, 0, &at, nullptr, FUTEX_BITSET_MATCH_ANY);
+  }
+}
+
+// The waiter may be gone as soon as the token is stored; waking a futex
+// word that is no longer one is harmless (the kernel only hashes the address).
+void post_token(waiter* w, std::uint32_t token) noexcept {
+  int* const word = futex_word(w->token);
+  w->token.store(token, std::memory_order_release);
+  syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+#else
+// Elsewhere (Windows, macOS) a mutex and condition variable per sleeper: the
+// waiter leaves only after seeing the token under its mutex, so it stays
+// alive until the poster lets go of that mutex.
+std::uint32_t wait_for_token(waiter& w, std::chrono::steady_clock::time_point deadline) noexcept {
+  std::unique_lock<std::mutex> guard(w.mutex);
+  while (w.token.load(std::memory_order_acquire) == kAsleep) {
+    if (deadline == std::chrono::steady_clock::time_point::max()) {
+      w.cv.wait(guard);
+    } else if (w.cv.wait_until(guard, deadline) == std::cv_status::timeout) {
+      break;
+    }
+  }
+  return w.token.load(std::memory_order_acquire);
+}
+
+void post_token(waiter* w, std::uint32_t token) noexcept {
+  std::lock_guard<std::mutex> guard(w->mutex);
+  w->token.store(token, std::memory_order_release);
+  w->cv.notify_one();
+}
+#endif
+
+class FASTENERS_CAPABILITY("mutex") bucket_mutex {
+ public:
+  void lock() FASTENERS_ACQUIRE() { mutex_.lock(); }
+  void unlock() FASTENERS_RELEASE() { mutex_.unlock(); }
+
+ private:
+  std::mutex mutex_;
+};
+
+class FASTENERS_SCOPED_CAPABILITY bucket_guard {
+ public:
+  explicit bucket_guard(bucket_mutex& m) FASTENERS_ACQUIRE(m) : mutex_(m) { mutex_.lock(); }
+  ~bucket_guard() FASTENERS_RELEASE() { mutex_.unlock(); }
+  bucket_guard(const bucket_guard&) = delete;
+  bucket_guard& operator=(const bucket_guard&) = delete;
+
+ private:
+  bucket_mutex& mutex_;
+};
+
+// How often, at least, a release hands the lock straight to the thread that
+// has waited longest instead of letting whoever is quickest take it: between
+// kFairMin and twice that, at random, per bucket (as parking_lot does).
+constexpr std::chrono::microseconds kFairMin{500};
+
+// The sleepers of every lock whose address hashes here, in arrival order (a
+// thread woken for nothing goes back to the front, keeping its place).
+struct alignas(kSlotAlign) parking_bucket {
+  bucket_mutex mutex;
+  waiter* head FASTENERS_GUARDED_BY(mutex) = nullptr;
+  waiter* tail FASTENERS_GUARDED_BY(mutex) = nullptr;
+  std::chrono::steady_clock::time_point fair_at FASTENERS_GUARDED_BY(mutex){};
+  std::uint32_t seed FASTENERS_GUARDED_BY(mutex) = 0x9e3779b9u;
+
+  void push_back(waiter* w) FASTENERS_REQUIRES(mutex) {
+    w->next = nullptr;
+    if (tail != nullptr) {
+      tail->next = w;
+    } else {
+      head = w;
+    }
+    tail = w;
+  }
+  void push_front(waiter* w) FASTENERS_REQUIRES(mutex) {
+    w->next = head;
+    head = w;
+    if (tail == nullptr) tail = w;
+  }
+  // Unlinks w if it is queued; false if somebody already took it out.
+  bool remove(waiter* w) FASTENERS_REQUIRES(mutex) {
+    waiter* previous = nullptr;
+    for (waiter* p = head; p != nullptr; previous = p, p = p->next) {
+      if (p != w) continue;
+      (previous != nullptr ? previous->next : head) = p->next;
+      if (tail == p) tail = previous;
+      return true;
+    }
+    return false;
+  }
+  waiter* find(const void* key, wait_kind kind) FASTENERS_REQUIRES(mutex) {
+    for (waiter* p = head; p != nullptr; p = p->next) {
+      if (p->key == key && p->kind == kind) return p;
+    }
+    return nullptr;
+  }
+  // True once per kFairMin..2*kFairMin: this release should be a fair hand-over.
+  bool fair_due() FASTENERS_REQUIRES(mutex) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now < fair_at) return false;
+    seed ^= seed << 13;
+    seed ^= seed >> 17;
+    seed ^= seed << 5;
+    fair_at = now + kFairMin + std::chrono::microseconds(seed % static_cast<std::uint32_t>(kFairMin.count()));
+    return true;
+  }
 };
 constexpr std::size_t kBuckets = 64;
 
@@ -130,12 +282,30 @@ parking_bucket& bucket_of(const void* lock) noexcept {
   return buckets[key % kBuckets];
 }
 
-// For a thread that has just cleared kSleepers and may no longer touch the lock.
-void wake_sleepers(const void* lock) noexcept {
-  parking_bucket& bucket = bucket_of(lock);
-  std::lock_guard<std::mutex> parked(bucket.mutex);
-  bucket.cv.notify_all();
-}
+// Threads unlinked under the bucket's mutex, woken once it is released.
+class wake_list {
+ public:
+  wake_list() = default;
+  wake_list(const wake_list&) = delete;
+  wake_list& operator=(const wake_list&) = delete;
+  void add(waiter* w, std::uint32_t token) noexcept {
+    w->next = nullptr;
+    w->grant = token;
+    (tail_ != nullptr ? tail_->next : head_) = w;
+    tail_ = w;
+  }
+  ~wake_list() {
+    for (waiter* w = head_; w != nullptr;) {
+      waiter* const next = w->next;  // read first: once posted, w may be gone
+      post_token(w, w->grant);
+      w = next;
+    }
+  }
+
+ private:
+  waiter* head_ = nullptr;
+  waiter* tail_ = nullptr;
+};
 
 // --- What each thread holds -------------------------------------------------
 
@@ -217,6 +387,8 @@ std::size_t home_slot(thread_record& r) noexcept {
 }
 
 constexpr auto kForever = std::chrono::steady_clock::time_point::max();
+// A deadline meaning "one attempt, no waiting at all" (try_lock).
+constexpr auto kOneTry = std::chrono::steady_clock::time_point::min();
 
 // How long to spin before sleeping: a few microseconds, about what it costs
 // to put a thread to sleep and wake it again.
@@ -262,7 +434,7 @@ void reader_writer_lock::lock_shared() FASTENERS_NO_THREAD_SAFETY_ANALYSIS {
         return;
       }
       expected = this;
-      if (!slot.compare_exchange_strong(expected, nullptr)) release_counted_reader(nullptr);
+      if (!slot.compare_exchange_strong(expected, nullptr)) release_counted_reader();
     }
   }
   lock_shared_impl(kForever, true);
@@ -287,20 +459,15 @@ bool reader_writer_lock::lock_shared_impl(std::chrono::steady_clock::time_point 
   }
   // The record first: once registered, nothing may throw.
   held_read* h = add_held(this, kFailed);
-  std::int32_t where = enter_shared(nullptr);
-  // A writer is in the way: spin a little, as it may be gone soon.
+  std::int32_t where = enter_shared();
+  // A writer holds the lock briefly (none is parked): spin a little, as it may be gone soon.
   for (std::uint32_t spin = 0; where == kFailed && wait && spin < kSpins; ++spin) {
     cpu_relax();
-    if (!(state_.load(std::memory_order_relaxed) & kBlocksReaders)) where = enter_shared(nullptr);
+    const std::uint32_t state = state_.load(std::memory_order_relaxed);
+    if (state & kParked) break;
+    if (!(state & kBlocksReaders)) where = enter_shared();
   }
-  if (where == kFailed && wait) {
-    try {
-      where = lock_shared_slow(deadline);
-    } catch (...) {
-      remove_held(h);
-      throw;
-    }
-  }
+  if (where == kFailed && wait) where = lock_shared_slow(deadline);
   if (where == kFailed) {
     remove_held(h);
     return false;
@@ -310,8 +477,7 @@ bool reader_writer_lock::lock_shared_impl(std::chrono::steady_clock::time_point 
 }
 
 // Registers the calling thread as a reader unless a writer is in the way.
-// `parked` is the lock's parking bucket, if the caller holds it.
-std::int32_t reader_writer_lock::enter_shared(std::unique_lock<std::mutex>* parked) noexcept {
+std::int32_t reader_writer_lock::enter_shared() noexcept {
   thread_record& r = t_record;
   std::uint32_t state = state_.load(std::memory_order_relaxed);
   if (state & kBlocksReaders) return kFailed;
@@ -342,7 +508,7 @@ std::int32_t reader_writer_lock::enter_shared(std::unique_lock<std::mutex>* park
     // A writer got in first: take the registration back, from the count if
     // the writer has already moved it there.
     expected = this;
-    if (!slot.compare_exchange_strong(expected, nullptr)) release_counted_reader(parked);
+    if (!slot.compare_exchange_strong(expected, nullptr)) release_counted_reader();
     if (state & kBlocksReaders) return kFailed;
     // A writer came and went and cleared kSlotsInUse under us: try again.
   }
@@ -357,16 +523,37 @@ std::int32_t reader_writer_lock::enter_shared(std::unique_lock<std::mutex>* park
 
 std::int32_t reader_writer_lock::lock_shared_slow(std::chrono::steady_clock::time_point deadline) {
   parking_bucket& bucket = bucket_of(this);
-  std::unique_lock<std::mutex> parked(bucket.mutex);
+  waiter me;
+  me.key = this;
+  me.kind = wait_kind::reader;
+  bool woken = false;
   for (;;) {
-    const std::int32_t where = enter_shared(&parked);
+    const std::int32_t where = enter_shared();
     if (where != kFailed) return where;
-    if (!(state_.fetch_or(kSleepers) & kBlocksReaders)) continue;
-    if (deadline == kForever) {
-      bucket.cv.wait(parked);
-    } else if (bucket.cv.wait_until(parked, deadline) == std::cv_status::timeout) {
-      return enter_shared(&parked);
+    {
+      bucket_guard guard(bucket.mutex);
+      // Sleep only while a writer is in the way, telling it so first.
+      std::uint32_t state = state_.load(std::memory_order_relaxed);
+      bool blocked = false;
+      while ((state & kBlocksReaders) && !blocked) {
+        blocked = state_.compare_exchange_weak(state, state | kReadersParked, std::memory_order_relaxed);
+      }
+      if (!blocked) continue;
+      me.token.store(kAsleep, std::memory_order_relaxed);
+      woken ? bucket.push_front(&me) : bucket.push_back(&me);
     }
+    std::uint32_t token = wait_for_token(me, deadline);
+    if (token == kAsleep) {
+      {
+        bucket_guard guard(bucket.mutex);
+        if (bucket.remove(&me)) return enter_shared();
+      }
+      // Somebody has just woken us: the token is on its way.
+      token = wait_for_token(me, kForever);
+    }
+    if (token == kHandedOff) return kCounted;
+    if (deadline != kForever && std::chrono::steady_clock::now() >= deadline) return enter_shared();
+    woken = true;
   }
 }
 
@@ -398,7 +585,7 @@ void reader_writer_lock::unlock_shared() FASTENERS_NO_THREAD_SAFETY_ANALYSIS {
   } else if (where == kUnderWrite) {
     return;
   }
-  release_counted_reader(nullptr);
+  release_counted_reader();
 }
 
 // The records that did not fit inline.
@@ -417,22 +604,25 @@ void reader_writer_lock::unlock_shared_spilled() {
   } else if (where == kUnderWrite) {
     return;
   }
-  release_counted_reader(nullptr);
+  release_counted_reader();
 }
 
 // The last counted reader out wakes a writer waiting for readers to leave.
-void reader_writer_lock::release_counted_reader(std::unique_lock<std::mutex>* parked) noexcept {
+void reader_writer_lock::release_counted_reader() noexcept {
   std::uint32_t state = state_.load(std::memory_order_relaxed);
   std::uint32_t next;
   do {
     next = state - kOneReader;
-    if (counted_readers(state) == 1) next &= ~kSleepers;
+    if (counted_readers(state) == 1) next &= ~kDrainerParked;
   } while (!state_.compare_exchange_weak(state, next, std::memory_order_acq_rel, std::memory_order_relaxed));
-  if (counted_readers(state) != 1 || !(state & kSleepers)) return;
-  if (parked != nullptr) {
-    bucket_of(this).cv.notify_all();
-  } else {
-    wake_sleepers(this);
+  if (counted_readers(state) != 1 || !(state & kDrainerParked)) return;
+  // From here on `this` may already be gone: only its address is used.
+  parking_bucket& bucket = bucket_of(this);
+  wake_list wake;
+  bucket_guard guard(bucket.mutex);
+  if (waiter* w = bucket.find(this, wait_kind::drainer)) {
+    bucket.remove(w);
+    wake.add(w, kRetry);
   }
 }
 
@@ -457,100 +647,98 @@ bool reader_writer_lock::lock_exclusive(std::chrono::steady_clock::time_point de
     throw_error(std::errc::resource_deadlock_would_occur,
                 "fasteners::reader_writer_lock: a thread that holds a read lock cannot wait for the write lock");
   }
-  // Claim the lock if nobody holds or wants it, spinning a little first.
   std::uint32_t state = state_.load(std::memory_order_relaxed);
+  if (!wait) {
+    // One attempt: nobody holds it or waits for it.
+    while (!(state & kBlocksReaders) && counted_readers(state) == 0) {
+      if (state_.compare_exchange_weak(state, state | kWriteLocked)) return finish_claim(state, kOneTry, false);
+    }
+    return false;
+  }
+  // Claim the lock whenever no writer has it (readers inside are drained
+  // afterwards, and none can come in once it is claimed). Spin a little first
+  // if nobody sleeps: the writer that has it may be about to let go.
   for (std::uint32_t spin = 0;; ++spin) {
-    if (!(state & kBlocksReaders) && counted_readers(state) == 0) {
-      if (state_.compare_exchange_weak(state, state | kWriteLocked)) break;
+    if (!(state & kWriteLocked)) {
+      if (state_.compare_exchange_weak(state, state | kWriteLocked)) return finish_claim(state, deadline, false);
       continue;
     }
-    if (!wait || spin >= kSpins) return wait && lock_exclusive_slow(deadline);
+    if (spin >= kSpins || (state & kWritersParked)) return lock_exclusive_slow(deadline);
     cpu_relax();
     state = state_.load(std::memory_order_relaxed);
   }
-  // Claimed: wait for the readers still inside, spinning a little first.
-  // (Counted readers cannot come in after the claim, so without slot
-  // readers there is nobody to wait for.)
-  if (state & kSlotsInUse) move_slot_readers_to_count();
-  for (std::uint32_t spin = 0; (state & kSlotsInUse) && counted_readers(state_.load(std::memory_order_acquire)) != 0;
-       ++spin) {
-    if (!wait) {
-      abandon_claim();
-      return false;
-    }
-    if (spin < kSpins) {
-      cpu_relax();
-      continue;
-    }
-    parking_bucket& bucket = bucket_of(this);
-    std::unique_lock<std::mutex> parked(bucket.mutex);
-    if (drain_readers(parked, deadline)) break;
-    parked.unlock();
-    abandon_claim();
-    return false;
-  }
-  writer_.store(self(), std::memory_order_relaxed);
-  write_depth_ = 1;
-  return true;
 }
 
 bool reader_writer_lock::lock_exclusive_slow(std::chrono::steady_clock::time_point deadline) {
   parking_bucket& bucket = bucket_of(this);
-  std::unique_lock<std::mutex> parked(bucket.mutex);
-  detail::rw_waiting_writer me;
-  if (queue_tail_ != nullptr) {
-    queue_tail_->next = &me;
-  } else {
-    queue_head_ = &me;
-  }
-  queue_tail_ = &me;
-  state_.fetch_or(kWritersQueued);
-
-  auto leave_queue = [&] {
-    // Only the head leaves, except on a timeout.
-    detail::rw_waiting_writer** link = &queue_head_;
-    detail::rw_waiting_writer* previous = nullptr;
-    while (*link != &me) {
-      previous = *link;
-      link = &(*link)->next;
-    }
-    *link = me.next;
-    if (queue_tail_ == &me) queue_tail_ = previous;
-    if (queue_head_ == nullptr) state_.fetch_and(~kWritersQueued);
-  };
-
-  std::uint32_t claimed_from = 0;
+  waiter me;
+  me.key = this;
+  me.kind = wait_kind::writer;
+  bool woken = false;
   for (;;) {
-    if (queue_head_ == &me) {
-      std::uint32_t state = state_.load(std::memory_order_relaxed);
-      bool claimed = false;
-      while (!(state & kWriteLocked) && !claimed) {
-        claimed = state_.compare_exchange_weak(state, state | kWriteLocked);
-      }
-      if (claimed) {
-        claimed_from = state;
-        break;
-      }
+    std::uint32_t state = state_.load(std::memory_order_relaxed);
+    for (std::uint32_t spin = 0; woken && (state & kWriteLocked) && spin < kSpins; ++spin) {
+      cpu_relax();
+      state = state_.load(std::memory_order_relaxed);
     }
-    const std::uint32_t state = state_.fetch_or(kSleepers);
-    if (queue_head_ == &me && !(state & kWriteLocked)) continue;
+    while (!(state & kWriteLocked)) {
+      if (state_.compare_exchange_weak(state, state | kWriteLocked)) return finish_claim(state, deadline, woken);
+    }
+    {
+      bucket_guard guard(bucket.mutex);
+      // Sleep only while a writer has it, saying so (which also holds back new readers).
+      state = state_.load(std::memory_order_relaxed);
+      bool blocked = false;
+      while ((state & kWriteLocked) && !blocked) {
+        blocked = state_.compare_exchange_weak(state, state | kWritersParked, std::memory_order_relaxed);
+      }
+      if (!blocked) continue;
+      me.token.store(kAsleep, std::memory_order_relaxed);
+      woken ? bucket.push_front(&me) : bucket.push_back(&me);
+    }
+    std::uint32_t token = wait_for_token(me, deadline);
+    if (token == kAsleep) {
+      bool queued;
+      {
+        bucket_guard guard(bucket.mutex);
+        queued = bucket.remove(&me);
+      }
+      if (queued) {
+        // Others may have waited only because of this writer.
+        settle_waiters(woken);
+        return false;
+      }
+      token = wait_for_token(me, kForever);
+    }
+    if (token == kHandedOff) {
+      // The last writer kept the lock locked for us: there are no readers.
+      writer_.store(self(), std::memory_order_relaxed);
+      write_depth_ = 1;
+      if (state_.load(std::memory_order_relaxed) & kWritersParked) settle_waiters(true);
+      return true;
+    }
+    woken = true;
     if (deadline != kForever && std::chrono::steady_clock::now() >= deadline) {
-      leave_queue();
-      // Readers held back by this writer alone, and the next writer, look again.
-      state_.fetch_and(~kSleepers);
-      bucket.cv.notify_all();
+      state = state_.load(std::memory_order_relaxed);
+      while (!(state & kWriteLocked)) {
+        if (state_.compare_exchange_weak(state, state | kWriteLocked)) return finish_claim(state, deadline, true);
+      }
+      settle_waiters(true);
       return false;
     }
-    if (deadline == kForever) {
-      bucket.cv.wait(parked);
-    } else {
-      bucket.cv.wait_until(parked, deadline);
-    }
   }
-  leave_queue();
+}
+
+// The claim is made (kWriteLocked set, from `claimed_from`): wait for the
+// readers still inside, then own the lock. `woken`: this writer was woken
+// from the bucket, where kWritersParked was kept set for it.
+bool reader_writer_lock::finish_claim(std::uint32_t claimed_from, std::chrono::steady_clock::time_point deadline,
+                                      bool woken) {
+  if (woken && (claimed_from & kWritersParked)) settle_waiters(true);
+  // Counted readers cannot come in after the claim, so without slot readers
+  // and counted ones there is nobody to wait for.
   if (claimed_from & kSlotsInUse) move_slot_readers_to_count();
-  if (!drain_readers(parked, deadline)) {
-    parked.unlock();
+  if (counted_readers(state_.load(std::memory_order_acquire)) != 0 && !drain_readers(deadline)) {
     abandon_claim();
     return false;
   }
@@ -560,24 +748,42 @@ bool reader_writer_lock::lock_exclusive_slow(std::chrono::steady_clock::time_poi
 }
 
 // With the claim made, waits until no counted reader is left.
-bool reader_writer_lock::drain_readers(std::unique_lock<std::mutex>& parked,
-                                       std::chrono::steady_clock::time_point deadline) {
-  parking_bucket& bucket = bucket_of(this);
-  for (;;) {
+bool reader_writer_lock::drain_readers(std::chrono::steady_clock::time_point deadline) {
+  if (deadline == kOneTry) return counted_readers(state_.load(std::memory_order_acquire)) == 0;
+  for (std::uint32_t spin = 0; spin < kSpins; ++spin) {
     if (counted_readers(state_.load(std::memory_order_acquire)) == 0) return true;
-    if (counted_readers(state_.fetch_or(kSleepers)) == 0) return true;
-    if (deadline == kForever) {
-      bucket.cv.wait(parked);
-    } else if (bucket.cv.wait_until(parked, deadline) == std::cv_status::timeout) {
+    cpu_relax();
+  }
+  parking_bucket& bucket = bucket_of(this);
+  waiter me;
+  me.key = this;
+  me.kind = wait_kind::drainer;
+  for (;;) {
+    {
+      bucket_guard guard(bucket.mutex);
+      std::uint32_t state = state_.load(std::memory_order_acquire);
+      bool blocked = false;
+      while (counted_readers(state) != 0 && !blocked) {
+        blocked = state_.compare_exchange_weak(state, state | kDrainerParked, std::memory_order_acquire);
+      }
+      if (!blocked) return true;
+      me.token.store(kAsleep, std::memory_order_relaxed);
+      bucket.push_back(&me);
+    }
+    if (wait_for_token(me, deadline) == kAsleep) {
+      bool queued;
+      {
+        bucket_guard guard(bucket.mutex);
+        queued = bucket.remove(&me);
+      }
+      if (!queued) wait_for_token(me, kForever);
       return counted_readers(state_.load(std::memory_order_acquire)) == 0;
     }
   }
 }
 
-// Gives up a claim that could not be completed. Not under the bucket's mutex.
-void reader_writer_lock::abandon_claim() noexcept {
-  if (state_.fetch_and(~(kWriteLocked | kSleepers), std::memory_order_release) & kSleepers) wake_sleepers(this);
-}
+// Gives up a claim that could not be completed.
+void reader_writer_lock::abandon_claim() noexcept { release_write(0, false); }
 
 // Called with the claim made: readers registered in slots are moved into the
 // count, so that their release tells a waiting writer when they are gone.
@@ -607,26 +813,135 @@ void reader_writer_lock::unlock() FASTENERS_NO_THREAD_SAFETY_ANALYSIS {
   // registration in the same step that releases the write lock.
   held_read* h = find_held(this);
   writer_.store(nullptr, std::memory_order_relaxed);
-  std::uint32_t state;
-  if (h == nullptr) {
-    state = state_.fetch_and(~(kWriteLocked | kSleepers), std::memory_order_release);
-  } else {
-    h->where = kCounted;
-    state = state_.load(std::memory_order_relaxed);
-    while (!state_.compare_exchange_weak(state, (state & ~(kWriteLocked | kSleepers)) + kOneReader,
-                                         std::memory_order_acq_rel, std::memory_order_relaxed)) {
+  if (h != nullptr) h->where = kCounted;
+  release_write(h != nullptr ? kOneReader : 0, h == nullptr);
+}
+
+void reader_writer_lock::unlock_and_lock_shared() FASTENERS_NO_THREAD_SAFETY_ANALYSIS {
+  if (writer_.load(std::memory_order_relaxed) != self()) {
+    throw_error(std::errc::operation_not_permitted,
+                "fasteners::reader_writer_lock::unlock_and_lock_shared: the calling thread does not hold the write "
+                "lock");
+  }
+  // A read lock taken under the write lock, then the write lock released:
+  // unlock() turns that read lock into a counted reader in the same atomic
+  // step that clears kWriteLocked, so no writer gets in between.
+  lock_shared_impl(kForever, false);
+  unlock();
+}
+
+// Lets go of kWriteLocked (adding `readers` to the count in the same step)
+// and wakes whoever should go next. `may_hand_over`: nobody reads, so the
+// lock may pass straight to a sleeping writer. From the moment kWriteLocked
+// is cleared, `this` may be gone: the rest only uses its address.
+void reader_writer_lock::release_write(std::uint32_t readers, bool may_hand_over) noexcept {
+  std::uint32_t state = state_.load(std::memory_order_relaxed);
+  while (!(state & kParked)) {
+    if (state_.compare_exchange_weak(state, (state & ~(kWriteLocked | kDrainerParked)) + readers,
+                                     std::memory_order_release, std::memory_order_relaxed)) {
+      return;
     }
   }
-  // From here on `this` may already be gone.
-  if (state & kSleepers) wake_sleepers(this);
+  parking_bucket& bucket = bucket_of(this);
+  wake_list wake;
+  bucket_guard guard(bucket.mutex);
+  waiter* first = nullptr;
+  waiter* first_writer = nullptr;
+  bool more_writers = false;
+  for (waiter* w = bucket.head; w != nullptr; w = w->next) {
+    if (w->key != this || w->kind == wait_kind::drainer) continue;
+    if (first == nullptr) first = w;
+    if (w->kind == wait_kind::writer) {
+      if (first_writer == nullptr) {
+        first_writer = w;
+      } else {
+        more_writers = true;
+        break;
+      }
+    }
+  }
+  const bool fair = first != nullptr && bucket.fair_due();
+  state = state_.load(std::memory_order_relaxed);
+  if (fair && first == first_writer && may_hand_over) {
+    // A fair hand-over: the writer that has slept longest gets the lock
+    // without it ever being free.
+    bucket.remove(first_writer);
+    wake.add(first_writer, kHandedOff);
+    while (!state_.compare_exchange_weak(
+        state, more_writers ? (state & ~kDrainerParked) : (state & ~(kDrainerParked | kWritersParked)),
+        std::memory_order_release, std::memory_order_relaxed)) {
+    }
+    return;
+  }
+  std::uint32_t handed_readers = 0;
+  if (fair || (first_writer == nullptr && !(state & kWritersParked))) {
+    // Readers go: those ahead of the first writer after a fair turn, else
+    // every sleeping reader (no writer sleeps).
+    for (waiter* w = bucket.head; w != nullptr;) {
+      waiter* const next = w->next;
+      if (w->key == this && w->kind == wait_kind::writer) break;
+      if (w->key == this && w->kind == wait_kind::reader) {
+        bucket.remove(w);
+        wake.add(w, fair ? kHandedOff : kRetry);
+        ++handed_readers;
+      }
+      w = next;
+    }
+  }
+  if (first_writer != nullptr) {
+    // A writer goes next; it keeps kWritersParked set until it settles.
+    bucket.remove(first_writer);
+    wake.add(first_writer, kRetry);
+  }
+  const bool readers_left = bucket.find(this, wait_kind::reader) != nullptr;
+  std::uint32_t next;
+  do {
+    next = (state & ~(kWriteLocked | kDrainerParked)) + readers;
+    if (fair) next += handed_readers * kOneReader;
+    if (!readers_left) next &= ~kReadersParked;
+  } while (!state_.compare_exchange_weak(state, next, std::memory_order_release, std::memory_order_relaxed));
+}
+
+// For a writer that was woken (or gave up): kWritersParked was kept set for
+// it; set it right from the bucket, and if that frees the lock for those
+// asleep, wake them.
+void reader_writer_lock::settle_waiters(bool /*woken*/) noexcept {
+  parking_bucket& bucket = bucket_of(this);
+  wake_list wake;
+  bucket_guard guard(bucket.mutex);
+  const bool writers = bucket.find(this, wait_kind::writer) != nullptr;
+  std::uint32_t state = state_.load(std::memory_order_relaxed);
+  if (!writers) {
+    state = state_.fetch_and(~kWritersParked, std::memory_order_relaxed) & ~kWritersParked;
+  }
+  if (state & kWriteLocked) return;
+  // The lock is free: whoever sleeps gets a look at it.
+  if (waiter* w = bucket.find(this, wait_kind::writer)) {
+    bucket.remove(w);
+    wake.add(w, kRetry);
+    return;
+  }
+  if (!(state & kReadersParked)) return;
+  for (waiter* w = bucket.head; w != nullptr;) {
+    waiter* const next = w->next;
+    if (w->key == this && w->kind == wait_kind::reader) {
+      bucket.remove(w);
+      wake.add(w, kRetry);
+    }
+    w = next;
+  }
+  state_.fetch_and(~kReadersParked, std::memory_order_relaxed);
 }
 
 // --- Questions --------------------------------------------------------------
 
 std::size_t detail::queued_writers(const reader_writer_lock& lock) {
-  std::lock_guard<std::mutex> parked(bucket_of(&lock).mutex);
+  parking_bucket& bucket = bucket_of(&lock);
+  bucket_guard guard(bucket.mutex);
   std::size_t count = 0;
-  for (const rw_waiting_writer* w = lock.queue_head_; w != nullptr; w = w->next) ++count;
+  for (const waiter* w = bucket.head; w != nullptr; w = w->next) {
+    if (w->key == &lock && w->kind == wait_kind::writer) ++count;
+  }
   return count;
 }
 
@@ -638,7 +953,7 @@ bool reader_writer_lock::is_writer(bool /*check_pending*/) const noexcept {
 
 bool reader_writer_lock::has_pending_writers() const noexcept {
   const std::uint32_t state = state_.load();
-  if (state & kWritersQueued) return true;
+  if (state & kWritersParked) return true;
   // A writer that has claimed the lock but waits for readers to leave.
   return (state & kWriteLocked) && writer_.load() == nullptr;
 }

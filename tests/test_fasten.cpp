@@ -5,7 +5,7 @@
 
 #include <fasteners/version.hpp>
 
-#include "file_lock.hpp"
+#include "file_backend.hpp"
 #include "test_support.hpp"
 
 #include <fcntl.h>
@@ -65,7 +65,7 @@ constexpr int status_shared = 1;
 constexpr int status_exclusive = 2;
 
 // Only open-file-description locks pass to a child process with the descriptor.
-bool command_inherits_lock() { return std::string(fasteners::detail::file_lock::backend_name()) == "ofd"; }
+bool command_inherits_lock() { return std::string(fasteners::detail::file_backend_name()) == "ofd"; }
 
 struct outcome {
   int status = -1;  // exit status, 128+N for signal N, -1 if it had to be killed
@@ -244,7 +244,7 @@ TEST(Fasten, VersionNamesTheLibraryVersionAndLockKind) {
     EXPECT_EQ(r.status, 0);
     EXPECT_NE(r.out.find(std::string("fasten (fasteners for C++) ") + fasteners::version_string), std::string::npos)
         << r.out;
-    EXPECT_NE(r.out.find(fasteners::detail::file_lock::backend_name()), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find(fasteners::detail::file_backend_name()), std::string::npos) << r.out;
     EXPECT_EQ(r.out.find("inherits") != std::string::npos, command_inherits_lock()) << r.out;
   }
 }

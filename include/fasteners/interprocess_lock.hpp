@@ -20,6 +20,7 @@
 #pragma once
 
 #include <fasteners/detail/deadline.hpp>
+#include <fasteners/interprocess_options.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -30,16 +31,6 @@
 #include <type_traits>
 
 namespace fasteners {
-
-// How a lock file is opened. The defaults suit almost everyone.
-struct interprocess_options {
-  // Create missing parent directories of the lock file on first use.
-  bool create_parent_directories = true;
-  // Permissions of a newly created lock file, before the umask is applied.
-  std::filesystem::perms permissions = std::filesystem::perms::owner_read | std::filesystem::perms::owner_write |
-                                       std::filesystem::perms::group_read | std::filesystem::perms::group_write |
-                                       std::filesystem::perms::others_read | std::filesystem::perms::others_write;
-};
 
 namespace detail {
 class interprocess_lock_state;
@@ -91,8 +82,11 @@ class interprocess_lock {
 
 // A reader-writer lock on a file, shared by threads and processes: many
 // readers, or one writer. Meets the SharedTimedLockable requirements.
-// A thread that already reads may read again; the kernel decides who goes next
-// between processes (fcntl locks make no promise of writer preference).
+// A thread that already reads may read again. Inside one process, threads
+// (through one object or several) queue first come, first served, so a
+// waiting writer holds back new readers of this process; between processes
+// the kernel decides who goes next (fcntl locks make no promise of writer
+// preference).
 class interprocess_reader_writer_lock {
  public:
   explicit interprocess_reader_writer_lock(std::filesystem::path path, interprocess_options options = {});
@@ -113,6 +107,12 @@ class interprocess_reader_writer_lock {
                                  [this](std::chrono::steady_clock::time_point d) { return try_lock_until_steady(d); });
   }
   void unlock();
+  // Turns the calling thread's write lock into a read lock atomically: no
+  // writer, in any process, gets in between (the kernel converts the fcntl
+  // lock in place; on Windows a shared lock is stacked on the exclusive one
+  // before that is released). Throws operation_not_permitted if the calling
+  // thread does not hold the write lock through this object.
+  void unlock_and_lock_shared();
 
   // Shared (read) side.
   void lock_shared();

@@ -56,10 +56,6 @@
 
 namespace fasteners {
 
-namespace detail {
-struct rw_waiting_writer;
-}  // namespace detail
-
 class reader_writer_lock;
 namespace detail {
 // How many writers wait in the lock's queue now; for tests.
@@ -101,6 +97,13 @@ class FASTENERS_CAPABILITY("mutex") reader_writer_lock {
   // Undoes one lock(). Throws std::system_error (operation_not_permitted) if
   // the calling thread is not the writer.
   void unlock() FASTENERS_RELEASE();
+  // Turns the calling thread's write lock into a read lock in one atomic
+  // step: no other writer can get in between (readers waiting may join at
+  // once). Throws std::system_error (operation_not_permitted) if the calling
+  // thread is not the writer. If it took the write lock more than once, this
+  // undoes one lock() and adds one read hold, as lock_shared() then unlock()
+  // would.
+  void unlock_and_lock_shared() FASTENERS_RELEASE() FASTENERS_ACQUIRE_SHARED();
 
   // --- The read (shared) side -------------------------------------------
 
@@ -150,21 +153,22 @@ class FASTENERS_CAPABILITY("mutex") reader_writer_lock {
   owner_kind owner() const noexcept;
 
  private:
-  friend std::size_t detail::queued_writers(const reader_writer_lock& lock);
-
   // Not annotated: the public members that call them carry the annotations.
   bool try_lock_until_steady(std::chrono::steady_clock::time_point deadline);
   bool try_lock_shared_until_steady(std::chrono::steady_clock::time_point deadline);
   bool lock_exclusive(std::chrono::steady_clock::time_point deadline, bool wait);
   bool lock_exclusive_slow(std::chrono::steady_clock::time_point deadline);
-  bool drain_readers(std::unique_lock<std::mutex>& parked, std::chrono::steady_clock::time_point deadline);
+  bool finish_claim(std::uint32_t claimed_from, std::chrono::steady_clock::time_point deadline, bool woken);
+  bool drain_readers(std::chrono::steady_clock::time_point deadline);
   void abandon_claim() noexcept;
+  void release_write(std::uint32_t readers, bool may_hand_over) noexcept;
+  void settle_waiters(bool woken) noexcept;
   bool lock_shared_impl(std::chrono::steady_clock::time_point deadline, bool wait);
-  std::int32_t enter_shared(std::unique_lock<std::mutex>* parked) noexcept;
+  std::int32_t enter_shared() noexcept;
   std::int32_t lock_shared_slow(std::chrono::steady_clock::time_point deadline);
   void move_slot_readers_to_count() noexcept;
   bool any_slot_reader() const noexcept;
-  void release_counted_reader(std::unique_lock<std::mutex>* parked) noexcept;
+  void release_counted_reader() noexcept;
   void unlock_shared_spilled();
 
   // Bits of state_, described in reader_writer_lock.cpp.
@@ -173,10 +177,6 @@ class FASTENERS_CAPABILITY("mutex") reader_writer_lock {
   std::uint32_t write_depth_ = 0;
   // The thread that holds the write lock (an address unique to it), or null.
   std::atomic<const void*> writer_{nullptr};
-  // Writers waiting for their turn, first come first served. Touched only by
-  // waiting threads, under the mutex of the lock's parking bucket.
-  detail::rw_waiting_writer* queue_head_ = nullptr;
-  detail::rw_waiting_writer* queue_tail_ = nullptr;
 };
 
 }  // namespace fasteners

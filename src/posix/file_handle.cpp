@@ -66,20 +66,4 @@ struct flock whole_file(short type) noexcept {
   return request;
 }
 
-int lock_try(int fd, int try_command, struct flock request) noexcept {
-  for (;;) {
-    struct flock copy = request;
-    if (syscall_table().fcntl_lock(fd, try_command, &copy) == 0) return 0;
-    if (errno != EINTR) return errno;
-  }
-}
-
-int lock_wait(int fd, int wait_command, struct flock request) noexcept {
-  for (;;) {
-    struct flock copy = request;
-    if (syscall_table().fcntl_lock(fd, wait_command, &copy) == 0) return 0;
-    if (errno != EINTR) return errno;
-  }
-}
-
 }  // namespace fasteners::detail::posix

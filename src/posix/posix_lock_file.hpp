@@ -1,7 +1,7 @@
 // POSIX helpers shared by the two fcntl back ends.
 #pragma once
 
-#include "file_lock.hpp"
+#include "file_backend.hpp"
 
 #include <fcntl.h>
 
@@ -31,14 +31,15 @@ int open_lock_file(const std::filesystem::path& path, const interprocess_options
 // Whole-file record lock request.
 struct flock whole_file(short type) noexcept;
 
-// fcntl lock commands with the semantics the layer above needs; each returns
-// 0 on success or an errno value, never throws.
-int lock_try(int fd, int try_command, struct flock request) noexcept;
-int lock_wait(int fd, int wait_command, struct flock request) noexcept;
-// Waits (in the kernel where the platform allows it) until `until`, with a
-// last try at the deadline; a deadline already past is a single try. Callers
-// have usually just tried, so it does not try first. Returns 0, a busy errno,
-// or another errno.
-int lock_until(int fd, int try_command, int wait_command, struct flock request, deadline until) noexcept;
+// One fcntl lock command, EINTR retried. 0 on success or an errno value.
+// Not noexcept: F_SETLKW is a cancellation point, and pthread_cancel unwinds
+// through here (the kernel then granted nothing).
+int lock_try(int fd, int try_command, struct flock request);
+int lock_wait(int fd, int wait_command, struct flock request);
+// Tries until `until` with a back-off capped at one millisecond: for where
+// the kernel cannot wait for us (no helper thread to be had, or classic
+// locks' EDEADLK, which sees processes where our waits are threads'). A
+// deadline of no_deadline polls for ever.
+int lock_poll(int fd, int try_command, struct flock request, deadline until);
 
 }  // namespace fasteners::detail::posix

@@ -61,8 +61,19 @@ int run_command(const command_request& request, bool& inherited) {
   argv.push_back(nullptr);
 
   // Open-file-description locks pass to the command with the descriptor;
-  // classic fcntl locks belong to a process and never pass by fork().
-  const int lock_fd = command_can_inherit_lock() ? static_cast<int>(request.inherit_lock_handle) : -1;
+  // classic fcntl locks belong to a process and never pass by fork(). The
+  // library's own descriptor is closed in every fork child (so that no child
+  // keeps a dead parent's lock alive); the command gets a duplicate of it,
+  // which is fasten's to hand on.
+  const int lock_fd = command_can_inherit_lock() && request.inherit_lock_handle >= 0
+                          ? ::fcntl(static_cast<int>(request.inherit_lock_handle), F_DUPFD_CLOEXEC, 3)
+                          : -1;
+  struct close_on_return {
+    int fd;
+    ~close_on_return() {
+      if (fd >= 0) ::close(fd);
+    }
+  } lock_fd_closer{lock_fd};
 
   // The child reports a failed exec through this pipe; a successful exec
   // closes it (close-on-exec) and we read end-of-file.
