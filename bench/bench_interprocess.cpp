@@ -25,6 +25,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <system_error>
@@ -157,6 +158,43 @@ void lock_guard_call(benchmark::State& state) {
   benchmark::DoNotOptimize(calls);
 }
 
+// The same pair while the calling thread holds `held` other locks: the cost
+// must not depend on them (each file's record knows its own holders only).
+void with_locks_held(benchmark::State& state, int held) {
+  std::vector<std::unique_ptr<fasteners::interprocess_lock>> others;
+  for (int i = 0; i < held; ++i) {
+    others.push_back(std::make_unique<fasteners::interprocess_lock>(lock_file(("held_" + std::to_string(i)).c_str())));
+    others.back()->lock();
+  }
+  fasteners::interprocess_lock lock(lock_file("held_subject"));
+  for (auto _ : state) {
+    lock.lock();
+    lock.unlock();
+  }
+  for (auto& other : others) other->unlock();
+}
+void interprocess_lock_none_held(benchmark::State& state) { with_locks_held(state, 0); }
+void interprocess_lock_900_held(benchmark::State& state) { with_locks_held(state, 900); }
+
+// A new object's first lock: resolving the file's record (stat, table),
+// opening the file, lock, unlock, closing.
+void new_object_first_lock(benchmark::State& state, int held) {
+  std::vector<std::unique_ptr<fasteners::interprocess_lock>> others;
+  for (int i = 0; i < held; ++i) {
+    others.push_back(std::make_unique<fasteners::interprocess_lock>(lock_file(("nheld_" + std::to_string(i)).c_str())));
+    others.back()->lock();
+  }
+  const fs::path path = lock_file("new_object");
+  for (auto _ : state) {
+    fasteners::interprocess_lock lock(path);
+    lock.lock();
+    lock.unlock();
+  }
+  for (auto& other : others) other->unlock();
+}
+void new_object_none_held(benchmark::State& state) { new_object_first_lock(state, 0); }
+void new_object_900_held(benchmark::State& state) { new_object_first_lock(state, 900); }
+
 #if FASTENERS_BENCH_HAVE_SYSCALL_TABLE
 // The library's own work, without the two system calls: fcntl is swapped for
 // a function that succeeds at once. Library cost = this; floor + this is what
@@ -230,6 +268,10 @@ int main(int argc, char** argv) {
     {"interprocess_reader_writer_lock/shared", rw_lock_shared},
     {"interprocess_locked/call", interprocess_locked_call},
     {"lock_guard/call", lock_guard_call},
+    {"held_locks/none", interprocess_lock_none_held},
+    {"held_locks/900", interprocess_lock_900_held},
+    {"new_object/none_held", new_object_none_held},
+    {"new_object/900_held", new_object_900_held},
 #if FASTENERS_BENCH_HAVE_SYSCALL_TABLE
     {"library_only/exclusive", library_only_exclusive},
     {"library_only/shared", library_only_shared},

@@ -212,6 +212,11 @@ void resource_record::add_hold(const void* object, lock_kind kind) {
   holds_.push_back(hold{std::this_thread::get_id(), object, kind, 1});
 }
 
+void resource_record::leave_queue(waiter* w) {
+  queue_.erase(std::find(queue_.begin(), queue_.end(), w));
+  wake_head();
+}
+
 void resource_record::wake_head() {
   if (!queue_.empty()) queue_.front()->wake.notify_one();
 }
@@ -244,15 +249,19 @@ bool resource_record::acquire(const void* object, lock_kind kind, deadline until
   }
 
   // Nobody queued: take it now if we can.
+  bool just_tried = false;  // the back end said busy a moment ago: the head need not ask again at once
   if (queue_.empty() && !backend_busy_) {
     if (mode_ == process_mode::shared && kind == lock_kind::shared) {
       add_hold(object, kind);
       return true;
     }
-    if (mode_ == process_mode::none && backend_->lock(kind, one_try)) {
-      mode_ = kind == lock_kind::shared ? process_mode::shared : process_mode::exclusive;
-      add_hold(object, kind);
-      return true;
+    if (mode_ == process_mode::none) {
+      if (backend_->lock(kind, one_try)) {
+        mode_ = kind == lock_kind::shared ? process_mode::shared : process_mode::exclusive;
+        add_hold(object, kind);
+        return true;
+      }
+      just_tried = true;
     }
   }
   if (is_past(until)) return false;
@@ -261,10 +270,6 @@ bool resource_record::acquire(const void* object, lock_kind kind, deadline until
   // when it leaves.
   waiter self{kind, {}};
   queue_.push_back(&self);
-  auto leave = [&] {
-    queue_.erase(std::find(queue_.begin(), queue_.end(), &self));
-    wake_head();
-  };
   try {
     for (;;) {
       if (queue_.front() == &self) {
@@ -272,30 +277,31 @@ bool resource_record::acquire(const void* object, lock_kind kind, deadline until
           // A wait that an earlier waiter gave up on is still on: adopt it.
           const bool got = wait_on_helper(guard, &self, kind, until);
           if (got) add_hold(object, kind);
-          leave();
+          leave_queue(&self);
           return got;
         }
         if (!backend_busy_) {
           if (mode_ == process_mode::shared && kind == lock_kind::shared) {
             add_hold(object, kind);
-            leave();
+            leave_queue(&self);
             return true;
           }
           if (mode_ == process_mode::none) {
-            const bool got = take_process_lock(guard, &self, kind, until);
+            const bool got = take_process_lock(guard, &self, kind, until, !just_tried);
             if (got) add_hold(object, kind);
-            leave();
+            leave_queue(&self);
             return got;
           }
         }
       }
+      just_tried = false;
       if (until == no_deadline) {
         guard.wait(self.wake);
       } else if (!guard.wait_until(self.wake, until)) {
         until = one_try;  // one last look, then give up
         if (queue_.front() != &self || backend_busy_ || mode_ == process_mode::exclusive ||
             (mode_ == process_mode::shared && kind == lock_kind::exclusive)) {
-          leave();
+          leave_queue(&self);
           return false;
         }
       }
@@ -316,7 +322,7 @@ bool resource_record::acquire(const void* object, lock_kind kind, deadline until
         helper_->adopter = nullptr;
       }
     }
-    leave();
+    leave_queue(&self);
     throw;
   }
 }
@@ -324,8 +330,9 @@ bool resource_record::acquire(const void* object, lock_kind kind, deadline until
 // The head of the queue takes the process-level lock: a try first, then a
 // wait in the back end (or on a helper thread, for back ends that cannot wait
 // with a deadline).
-bool resource_record::take_process_lock(record_guard& guard, waiter* w, lock_kind kind, deadline until) {
-  bool got = backend_->lock(kind, one_try);
+bool resource_record::take_process_lock(record_guard& guard, waiter* w, lock_kind kind, deadline until,
+                                        bool try_first) {
+  bool got = try_first && backend_->lock(kind, one_try);
   if (!got && !is_past(until)) {
     const bool helper = until != no_deadline && !backend_->waits_until();
     if (helper) {
@@ -347,16 +354,18 @@ bool resource_record::take_process_lock(record_guard& guard, waiter* w, lock_kin
       if (started) return wait_on_helper(guard, w, kind, until);
       helper_.reset();  // no thread to be had: the back end polls instead
     }
+    // Wait in the back end without our mutex (the caller's guard owns it
+    // again by the time it looks).
     backend_busy_ = true;
-    guard.unlock();
+    mutex_.unlock();
     try {
       got = backend_->lock(kind, until);
     } catch (...) {
-      guard.lock();
+      mutex_.lock();
       backend_busy_ = false;
       throw;
     }
-    guard.lock();
+    mutex_.lock();
     backend_busy_ = false;
   }
   if (got) mode_ = kind == lock_kind::shared ? process_mode::shared : process_mode::exclusive;

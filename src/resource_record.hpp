@@ -130,11 +130,13 @@ class resource_record {
 
   hold* find(std::thread::id thread, const void* object, lock_kind kind) FASTENERS_REQUIRES(mutex_);
   bool head_may_proceed(const waiter& w) FASTENERS_REQUIRES(mutex_);
-  bool take_process_lock(record_guard& guard, waiter* w, lock_kind kind, deadline until) FASTENERS_REQUIRES(mutex_);
+  bool take_process_lock(record_guard& guard, waiter* w, lock_kind kind, deadline until, bool try_first)
+      FASTENERS_REQUIRES(mutex_);
   bool wait_on_helper(record_guard& guard, waiter* w, lock_kind kind, deadline until) FASTENERS_REQUIRES(mutex_);
   void on_helper_done(bool acquired, std::exception_ptr error) FASTENERS_EXCLUDES(mutex_);
   void add_hold(const void* object, lock_kind kind) FASTENERS_REQUIRES(mutex_);
   void release_process_lock_if_unused() FASTENERS_REQUIRES(mutex_);
+  void leave_queue(waiter* w) FASTENERS_REQUIRES(mutex_);
   void wake_head() FASTENERS_REQUIRES(mutex_);
   [[noreturn]] void throw_errc(int code, const char* what) const;
 

@@ -5,8 +5,9 @@
 // conflict even inside one process, and closing another handle of the file
 // does not drop them; the OS releases them when the handle is closed or the
 // process dies. A handle that takes a second shared lock on the same range
-// stacks it; the layer above never does that (it calls us only when it holds
-// nothing, and releases once).
+// stacks it; the record above never does that (it calls us only when it holds
+// nothing, and releases once). A shared lock stacked on our own exclusive one
+// is what makes the downgrade atomic.
 //
 // Windows locks are mandatory, not advisory: while the lock is held, other
 // handles cannot read or write byte 0 of the lock file (ERROR_LOCK_VIOLATION).
@@ -25,7 +26,7 @@
 // POSIX back end does where it cannot wait in the kernel.
 #include "windows/windows_lock_file.hpp"
 
-#include "file_lock.hpp"
+#include "file_backend.hpp"
 
 #include <algorithm>
 #include <string>
@@ -200,68 +201,70 @@ HANDLE open_lock_file(const std::filesystem::path& path, const interprocess_opti
   return file.release();
 }
 
-}  // namespace
-
-class file_lock::impl {
+class windows_backend final : public lock_backend {
  public:
-  impl(const std::filesystem::path& path, const interprocess_options& options)
-      : path_(path), handle_(open_lock_file(path, options, id_)) {}
-  ~impl() { ::CloseHandle(handle_); }
-  impl(const impl&) = delete;
-  impl& operator=(const impl&) = delete;
+  windows_backend(std::filesystem::path path, HANDLE handle) : path_(std::move(path)), handle_(handle) {}
+  ~windows_backend() override { ::CloseHandle(handle_); }
 
-  std::filesystem::path path_;
-  file_id id_;
+  bool lock(lock_kind kind, deadline until) override {
+    DWORD error;
+    if (until == no_deadline) {
+      error = wait_for_lock(handle_, flags_of(kind), nullptr);
+    } else if (until == one_try || steady_clock::now() >= until) {
+      // LOCKFILE_FAIL_IMMEDIATELY may still answer ERROR_IO_PENDING on an
+      // overlapped handle; request_lock then waits for the (prompt) answer.
+      error = request_lock(handle_, flags_of(kind) | LOCKFILE_FAIL_IMMEDIATELY, nullptr);
+    } else {
+      error = wait_for_lock(handle_, flags_of(kind), &until);
+    }
+    if (error == ERROR_SUCCESS) return true;
+    if (error == ERROR_LOCK_VIOLATION) return false;
+    throw_error(error, "cannot lock", path_);
+  }
+
+  void unlock() override {
+    OVERLAPPED range{};  // byte 0; unlocking completes at once
+    if (!syscall_table().unlock_file_ex(handle_, 0, 1, 0, &range)) {
+      throw_error(::GetLastError(), "cannot unlock", path_);
+    }
+  }
+
+  // "A shared lock can overlap an exclusive lock if both locks were created
+  // using the same file handle", and the first unlock of such a range removes
+  // the exclusive lock: so stack a shared lock, then unlock once. No other
+  // handle can get in between.
+  void downgrade() override {
+    const DWORD error = request_lock(handle_, LOCKFILE_FAIL_IMMEDIATELY, nullptr);
+    if (error != ERROR_SUCCESS) throw_error(error, "cannot downgrade the lock on", path_);
+    unlock();
+  }
+
+  bool waits_until() const noexcept override { return true; }
+  std::intptr_t native_handle() const noexcept override { return reinterpret_cast<std::intptr_t>(handle_); }
+  std::string describe() const override { return "'" + path_.string() + "'"; }
+
+ private:
+  const std::filesystem::path path_;
   HANDLE handle_;
 };
 
-file_lock::file_lock(const std::filesystem::path& path, const interprocess_options& options)
-    : impl_(std::make_unique<impl>(path, options)) {}
+}  // namespace
 
-file_lock::~file_lock() = default;
+std::string record_key(const file_id& id) { return "f" + std::to_string(id.device) + ":" + std::to_string(id.inode); }
 
-file_id file_lock::id() const noexcept { return impl_->id_; }
-
-bool file_lock::try_acquire(lock_kind kind) {
-  // LOCKFILE_FAIL_IMMEDIATELY may still answer ERROR_IO_PENDING on an
-  // overlapped handle; request_lock then waits for the (prompt) answer.
-  const DWORD error = request_lock(impl_->handle_, flags_of(kind) | LOCKFILE_FAIL_IMMEDIATELY, nullptr);
-  if (error == ERROR_SUCCESS) return true;
-  if (error == ERROR_LOCK_VIOLATION) return false;
-  throw_error(error, "cannot lock", impl_->path_);
+std::unique_ptr<lock_backend> open_file_backend(const std::filesystem::path& path, const interprocess_options& options,
+                                                std::string& key) {
+  file_id id;
+  owned_handle handle(open_lock_file(path, options, id));
+  key = record_key(id);
+  auto backend = std::make_unique<windows_backend>(path, handle.get());
+  handle.release();
+  return backend;
 }
 
-void file_lock::acquire(lock_kind kind) {
-  const DWORD error = wait_for_lock(impl_->handle_, flags_of(kind), nullptr);
-  if (error != ERROR_SUCCESS) throw_error(error, "cannot lock", impl_->path_);
-}
+// Windows names a file's identity only through an open handle.
+std::optional<std::string> peek_file_key(const std::filesystem::path&) noexcept { return std::nullopt; }
 
-bool file_lock::acquire_until(lock_kind kind, deadline until) {
-  if (until == deadline::max()) {
-    acquire(kind);
-    return true;
-  }
-  if (steady_clock::now() >= until) return try_acquire(kind);
-  const DWORD error = wait_for_lock(impl_->handle_, flags_of(kind), &until);
-  if (error == ERROR_SUCCESS) return true;
-  if (error == ERROR_LOCK_VIOLATION) return false;
-  throw_error(error, "cannot lock", impl_->path_);
-}
-
-void file_lock::release() {
-  OVERLAPPED range{};  // byte 0; unlocking completes at once
-  if (!syscall_table().unlock_file_ex(impl_->handle_, 0, 1, 0, &range)) {
-    throw_error(::GetLastError(), "cannot unlock", impl_->path_);
-  }
-}
-
-// There is no fork() on Windows.
-void file_lock::abandon_after_fork() noexcept {}
-
-std::intptr_t file_lock::native_handle() const noexcept { return reinterpret_cast<std::intptr_t>(impl_->handle_); }
-
-const char* file_lock::backend_name() noexcept { return "LockFileEx"; }
-
-unsigned process_generation() noexcept { return 0; }
+const char* file_backend_name() noexcept { return "LockFileEx"; }
 
 }  // namespace fasteners::detail
