@@ -700,7 +700,7 @@ class supervisor {
         std::this_thread::sleep_for(kSupervisorTick);
         reap_unasked(true);
         if (watchdog()) break;
-        if (steady_clock::now() >= next_status) {
+        if (steady_clock::now() >= next_status && end - steady_clock::now() > kStatusEvery / 2) {
           print_status(started);
           next_status += kStatusEvery;
         }
