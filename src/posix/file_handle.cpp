@@ -1,6 +1,8 @@
 // Opening lock files, errors and the system-call table (POSIX).
 #include "posix/posix_lock_file.hpp"
 
+#include "lock_file_path.hpp"
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,10 +15,39 @@ namespace {
 int real_open(const char* path, int flags, unsigned mode) { return ::open(path, flags, static_cast<mode_t>(mode)); }
 int real_fcntl_lock(int fd, int command, struct flock* request) { return ::fcntl(fd, command, request); }
 int real_close(int fd) { return ::close(fd); }
+int real_fstat(int fd, struct stat* status) { return ::fstat(fd, status); }
+int real_mkdir(const char* path, unsigned mode) { return ::mkdir(path, static_cast<mode_t>(mode)); }
+int real_rmdir(const char* path) { return ::rmdir(path); }
+
+std::error_code make_directory(const std::filesystem::path& dir) {
+  int result;
+  do {
+    result = syscall_table().mkdir(dir.c_str(), 0777);
+  } while (result != 0 && errno == EINTR);
+  return result == 0 ? std::error_code() : std::error_code(errno, std::system_category());
+}
+
+// rmdir(2) removes only an empty directory, which is the promise.
+void remove_directory_if_empty(const std::filesystem::path& dir) noexcept { syscall_table().rmdir(dir.c_str()); }
+
+const directory_calls table_directory_calls{&make_directory, &remove_directory_if_empty};
+
+// The descriptor, or -errno.
+int open_once(const std::filesystem::path& path, int flags, unsigned mode) {
+  int fd;
+  do {
+    fd = syscall_table().open(path.c_str(), flags, mode);
+  } while (fd < 0 && errno == EINTR);
+  return fd < 0 ? -errno : fd;
+}
+
+[[noreturn]] void refuse(int error, const std::string& what, const std::filesystem::path& path) {
+  throw std::system_error(error, std::system_category(), describe(what, path));
+}
 }  // namespace
 
 syscalls& syscall_table() noexcept {
-  static syscalls table{&real_open, &real_fcntl_lock, &real_close};
+  static syscalls table{&real_open, &real_fcntl_lock, &real_close, &real_fstat, &real_mkdir, &real_rmdir};
   return table;
 }
 
@@ -25,32 +56,35 @@ void throw_error(int error, const std::string& what, const std::filesystem::path
 }
 
 int open_lock_file(const std::filesystem::path& path, const interprocess_options& options, file_id& id) {
-  if (path.empty()) throw_error(ENOENT, "empty lock file path", path);
-  if (options.create_parent_directories && path.has_parent_path()) {
-    std::error_code ec;
-    std::filesystem::create_directories(path.parent_path(), ec);
-    if (ec) throw_error(ec.value(), "cannot create the directory of lock file", path);
-  }
-  const int flags = O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
+  check_lock_file_path(path);
+  // O_NOCTTY: a session leader that names a terminal must not get it as its
+  // controlling terminal on the way to having it refused.
+  const int flags = O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY;
   const auto mode = static_cast<unsigned>(options.permissions) & 07777u;
-  int fd;
-  do {
-    fd = syscall_table().open(path.c_str(), flags, mode);
-  } while (fd < 0 && errno == EINTR);
-  if (fd < 0) {
-    const int error = errno;
-    throw_error(error, error == ELOOP ? "lock file is a symbolic link" : "cannot open lock file", path);
+  created_directories made(table_directory_calls);
+  int fd = open_once(path, flags, mode);
+  // Parents are made only when open(2) says one is missing, and only for this
+  // attempt. A few rounds, as another process's failed attempt may take away
+  // (empty) a directory between our mkdir and our open.
+  const bool may_create = options.create_parent_directories && path.has_parent_path();
+  for (int round = 0; fd == -ENOENT && may_create && round < 3; ++round) {
+    if (const std::error_code ec = made.create(path.parent_path())) {
+      refuse(ec.value(), "cannot create the directory of lock file", path);
+    }
+    fd = open_once(path, flags, mode);
   }
+  if (fd < 0) refuse(-fd, fd == -ELOOP ? "lock file is a symbolic link" : "cannot open lock file", path);
   struct stat st {};
-  if (::fstat(fd, &st) != 0) {
+  if (syscall_table().fstat(fd, &st) != 0) {
     const int error = errno;
     syscall_table().close(fd);
-    throw_error(error, "cannot stat lock file", path);
+    refuse(error, "cannot stat lock file", path);
   }
   if (!S_ISREG(st.st_mode)) {
     syscall_table().close(fd);
-    throw_error(EINVAL, "lock file is not a regular file", path);
+    refuse(EINVAL, "lock file is not a regular file", path);
   }
+  made.keep();
   id.device = static_cast<std::uint64_t>(st.st_dev);
   id.inode = static_cast<std::uint64_t>(st.st_ino);
   return fd;

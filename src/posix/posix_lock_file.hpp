@@ -4,6 +4,7 @@
 #include "file_backend.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <string>
@@ -16,6 +17,10 @@ struct syscalls {
   int (*open)(const char* path, int flags, unsigned mode);
   int (*fcntl_lock)(int fd, int command, struct flock* request);
   int (*close)(int fd);
+  // Opening a lock file (open_lock_file) makes these calls too.
+  int (*fstat)(int fd, struct stat* status);
+  int (*mkdir)(const char* path, unsigned mode);
+  int (*rmdir)(const char* path);
 };
 syscalls& syscall_table() noexcept;
 
@@ -25,7 +30,10 @@ syscalls& syscall_table() noexcept;
 inline bool is_busy(int error) noexcept { return error == EAGAIN || error == EACCES || error == EWOULDBLOCK; }
 
 // Opens the lock file as DESIGN.md says: O_RDWR|O_CREAT|O_CLOEXEC|O_NOFOLLOW|
-// O_NONBLOCK, regular files only, parents created, never truncated.
+// O_NONBLOCK, plus O_NOCTTY; regular files only, never truncated; missing
+// parents created, and removed again if the attempt then fails. The path is
+// checked first (lock_file_path.hpp): an embedded NUL, or a name that can only
+// be a directory ("dir/"), is refused before anything is created.
 int open_lock_file(const std::filesystem::path& path, const interprocess_options& options, file_id& id);
 
 // Whole-file record lock request.

@@ -45,8 +45,8 @@ saturated_duration to_steady_duration(const std::chrono::duration<Rep, Period>& 
   constexpr saturated_duration above{steady_duration(top), saturation::above};
   constexpr saturated_duration below{steady_duration(bottom), saturation::below};
   if constexpr (std::is_floating_point_v<Rep>) {
-    const long double x =
-        static_cast<long double>(d.count()) * static_cast<long double>(factor::num) / static_cast<long double>(factor::den);
+    const long double x = static_cast<long double>(d.count()) * static_cast<long double>(factor::num) /
+                          static_cast<long double>(factor::den);
     if (!(x == x)) return below;  // NaN
     // 2^63 is exact in every floating-point type; anything below it fits once rounded.
     constexpr long double limit = static_cast<long double>(std::uint64_t{1} << 63);
@@ -121,8 +121,8 @@ std::chrono::steady_clock::time_point steady_deadline_after(const std::chrono::d
 template <class To, class Rep, class Period>
 bool fits_half_of(const std::chrono::duration<Rep, Period>& d) noexcept {
   using factor = std::ratio_divide<Period, typename To::period>;
-  const long double x =
-      static_cast<long double>(d.count()) * static_cast<long double>(factor::num) / static_cast<long double>(factor::den);
+  const long double x = static_cast<long double>(d.count()) * static_cast<long double>(factor::num) /
+                        static_cast<long double>(factor::den);
   const long double half = static_cast<long double>(std::numeric_limits<typename To::rep>::max()) / 2;
   return x < half && x > -half;
 }
