@@ -12,6 +12,7 @@
 #include <grp.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -26,6 +27,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <mutex>
 #include <optional>
 #include <regex>
 #include <string>
@@ -942,6 +944,81 @@ TEST(Fasten, Flock1LocksDoNotExcludeFastenAndStatusSaysSo) {
   EXPECT_NE(r.out.find(contains_pid(flocker.pid()) + " (flock)"), std::string::npos) << r.out;
   flocker.close_stdin();
   EXPECT_EQ(flocker.wait(), 0);
+}
+
+// --status while holders come and go answers from one consistent snapshot:
+// never two fasten processes holding one exclusive lock, never "held" without
+// the holder. Churners hand lock B round; lock A is held throughout by one
+// fasten, which every answer about A must name.
+TEST(Fasten, StatusUnderChurnIsOneConsistentSnapshot) {
+  temp_dir dir;
+  const auto steady = dir / "held-throughout";
+  const auto churned = dir / "churned";
+  auto holder = fasten_holding(steady, {"-x"});
+  std::mutex spawned_mutex;
+  std::vector<long> spawned;  // every churning fasten's pid
+  const auto until = std::chrono::steady_clock::now() + 3s;
+  auto churn = [&] {
+    while (std::chrono::steady_clock::now() < until) {
+      std::vector<std::string> strings{fasten_binary, "-x", churned.string(), "sleep", "0.02"};
+      std::vector<char*> argv;
+      for (auto& s : strings) argv.push_back(s.data());
+      argv.push_back(nullptr);
+      posix_spawn_file_actions_t actions;
+      posix_spawn_file_actions_init(&actions);
+      posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+      posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+      pid_t pid = 0;
+      const int error = ::posix_spawn(&pid, fasten_binary.c_str(), &actions, nullptr, argv.data(), environ);
+      posix_spawn_file_actions_destroy(&actions);
+      if (error != 0) return;
+      {
+        std::lock_guard<std::mutex> guard(spawned_mutex);
+        spawned.push_back(pid);
+      }
+      int status = 0;
+      ::waitpid(pid, &status, 0);
+    }
+  };
+  std::vector<std::thread> churners;
+  for (int i = 0; i < 3; ++i) churners.emplace_back(churn);
+
+  // The pids an answer names, and how many of them are churning fastens.
+  const std::regex named(R"(pid (\d+)( \(([^)]*)\))?)");
+  auto holders_in = [&](const std::string& line, int& churning_fastens) {
+    std::vector<long> pids;
+    churning_fastens = 0;
+    std::lock_guard<std::mutex> guard(spawned_mutex);
+    for (auto it = std::sregex_iterator(line.begin(), line.end(), named); it != std::sregex_iterator(); ++it) {
+      const long pid = std::stol((*it)[1].str());
+      pids.push_back(pid);
+      if ((*it)[3].str() == "fasten" && std::find(spawned.begin(), spawned.end(), pid) != spawned.end()) {
+        ++churning_fastens;
+      }
+    }
+    return pids;
+  };
+  int answers = 0, exclusive_answers = 0;
+  while (std::chrono::steady_clock::now() < until) {
+    const auto about_churned = fasten({"--status", churned.string()});
+    int fastens = 0;
+    const auto pids = holders_in(about_churned.out, fastens);
+    ++answers;
+    if (about_churned.status == status_exclusive) {
+      ++exclusive_answers;
+      EXPECT_LE(fastens, 1) << "two fasten processes hold one exclusive lock: " << about_churned.out;
+      EXPECT_FALSE(pids.empty()) << "held, but no holder named: " << about_churned.out;
+    } else {
+      EXPECT_EQ(about_churned.status, status_free) << about_churned.out << about_churned.err;
+    }
+    const auto about_steady = fasten({"--status", steady.string()});
+    EXPECT_EQ(about_steady.status, status_exclusive) << about_steady.out << about_steady.err;
+    EXPECT_NE(about_steady.out.find(contains_pid(holder.pid()) + " (fasten)"), std::string::npos) << about_steady.out;
+  }
+  for (auto& t : churners) t.join();
+  holder.close_stdin();
+  EXPECT_EQ(holder.wait(), 0);
+  EXPECT_GT(exclusive_answers, 0) << "the churn was never seen in " << answers << " answers";
 }
 
 }  // namespace

@@ -26,8 +26,11 @@ struct lock_status {
   std::vector<lock_holder> flock_holders;
 };
 
-// Throws std::system_error (with the OS error) if the path exists but cannot
-// be a lock file: a directory, a FIFO, a symbolic link, unreadable...
+// One consistent answer: the state and the holders describe the same moment
+// (on Linux, re-read until they agree, for up to about a second; failing
+// that, the state without holders). Throws std::system_error (with the OS
+// error) if the path exists but cannot be a lock file: a directory, a FIFO, a
+// symbolic link, unreadable...
 lock_status query_lock_status(const std::filesystem::path& path);
 
 }  // namespace fasten
