@@ -6,8 +6,14 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <thread>
 
 #ifndef _WIN32
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "platform.hpp"
 #include "posix/posix_lock_file.hpp"
 #endif
 #include "test_support.hpp"
@@ -23,8 +29,10 @@ TEST(InjectedFailures, PosixBackEndOnly) {
 
 using fasteners::interprocess_lock;
 using fasteners::interprocess_reader_writer_lock;
+using fasteners::test::child_process;
 using fasteners::test::temp_dir;
 namespace posix = fasteners::detail::posix;
+using namespace std::chrono_literals;
 
 std::atomic<int> fail_next{0};   // how many lock calls fail
 std::atomic<int> fail_errno{0};  // with this errno
@@ -125,6 +133,114 @@ TEST_F(InjectedFailures, OnlyEagainAndEaccesMeanBusy) {
   fail_errno = EBADF;
   fail_next = 1;
   EXPECT_THROW((void)lock.try_lock(), std::system_error);
+}
+
+// Only the commands that wait (F_SETLKW, F_OFD_SETLKW) fail, so an injected
+// EINTR is sure to land in a blocking or timed wait, not in the try before it.
+std::atomic<int> fail_waits{0};
+int eintr_in_waits(int fd, int command, struct flock* request) {
+  if ((command == F_SETLKW || command == F_OFD_SETLKW) && fail_waits.load() > 0) {
+    --fail_waits;
+    errno = EINTR;
+    return -1;
+  }
+  return ::fcntl(fd, command, request);
+}
+
+TEST_F(InjectedFailures, EintrInABlockingWaitIsRetried) {
+  const auto path = dir_ / "lock";
+  auto holder = child_process::helper({"hold", path.string(), "exclusive"});
+  ASSERT_TRUE(holder.wait_for_line("locked"));
+  posix::syscall_table().fcntl_lock = &eintr_in_waits;
+  fail_waits = 3;
+  interprocess_lock lock(path);
+  std::thread release([&] {
+    std::this_thread::sleep_for(300ms);
+    holder.close_stdin();
+  });
+  lock.lock();
+  release.join();
+  EXPECT_EQ(fail_waits.load(), 0) << "the wait never saw the injected EINTRs";
+  EXPECT_TRUE(lock.owns_lock());
+  lock.unlock();
+}
+
+TEST_F(InjectedFailures, EintrInATimedWaitIsRetried) {
+  const auto path = dir_ / "lock";
+  auto holder = child_process::helper({"hold", path.string(), "shared"});
+  ASSERT_TRUE(holder.wait_for_line("locked"));
+  posix::syscall_table().fcntl_lock = &eintr_in_waits;
+  fail_waits = 3;
+  interprocess_reader_writer_lock lock(path);
+  std::thread release([&] {
+    std::this_thread::sleep_for(300ms);
+    holder.close_stdin();
+  });
+  EXPECT_TRUE(lock.try_lock_for(30s));
+  release.join();
+  EXPECT_EQ(fail_waits.load(), 0) << "the timed wait never saw the injected EINTRs";
+  lock.unlock();
+}
+
+// Exit codes of the forked child below.
+constexpr int child_ok = 0;
+constexpr int child_timed_out_wrongly = 10;
+constexpr int child_did_not_poll = 11;
+constexpr int child_missed_the_release = 12;
+constexpr int child_threw = 13;
+
+int no_threads(void* (*)(void*), void*) { return EAGAIN; }
+
+// Where no helper thread can be started, timed waits poll (a fresh fork child
+// has no idle helper threads to fall back on, so the failure is sure to bite).
+TEST_F(InjectedFailures, TimedWaitsPollWhenNoThreadCanBeStarted) {
+  const auto path = dir_ / "lock";
+  interprocess_lock parent_lock(path);
+  parent_lock.lock();
+  int go[2], waited[2];
+  ASSERT_EQ(::pipe(go), 0);
+  ASSERT_EQ(::pipe(waited), 0);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::close(go[1]);
+    ::close(waited[0]);
+    fasteners::detail::platform_table().create_thread = &no_threads;
+    int code = child_ok;
+    try {
+      interprocess_lock lock(path);
+      lock_calls = 0;
+      const auto t0 = std::chrono::steady_clock::now();
+      if (lock.try_lock_for(300ms)) {
+        code = child_timed_out_wrongly;
+      } else if (std::chrono::steady_clock::now() - t0 < 290ms) {
+        code = child_timed_out_wrongly;
+      } else if (lock_calls.load() < 5) {
+        code = child_did_not_poll;
+      } else {
+        char byte = 'w';
+        if (::write(waited[1], &byte, 1) != 1) code = child_threw;  // "the timed wait gave up"
+        if (::read(go[0], &byte, 1) != 1) code = child_threw;       // "released"
+        if (code == child_ok && !lock.try_lock_for(20s)) code = child_missed_the_release;
+        if (code == child_ok) lock.unlock();
+      }
+    } catch (...) {
+      code = child_threw;
+    }
+    ::_exit(code);
+  }
+  ::close(go[0]);
+  ::close(waited[1]);
+  char byte = 0;
+  (void)::read(waited[0], &byte, 1);  // EOF too if the child ended early; its code says why
+  ::close(waited[0]);
+  parent_lock.unlock();
+  ASSERT_EQ(::write(go[1], "x", 1), 1);
+  ::close(go[1]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), child_ok);
 }
 
 #endif

@@ -28,7 +28,23 @@ extern "C" void* run_background_thread(void* arg) {
   return nullptr;
 }
 
+int real_create_thread(void* (*run)(void*), void* arg) {
+  pthread_attr_t attr;
+  ::pthread_attr_init(&attr);
+  ::pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  ::pthread_attr_setstacksize(&attr, 256 * 1024);  // the body is a blocking fcntl loop
+  pthread_t thread;
+  const int error = ::pthread_create(&thread, &attr, run, arg);
+  ::pthread_attr_destroy(&attr);
+  return error;
+}
+
 }  // namespace
+
+platform_calls& platform_table() noexcept {
+  static platform_calls table{&real_create_thread};
+  return table;
+}
 
 unsigned process_generation() noexcept { return generation.load(std::memory_order_relaxed); }
 
@@ -52,13 +68,7 @@ bool start_background_thread(std::function<void()> body) noexcept {
   sigset_t all, saved;
   sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &saved);
-  pthread_attr_t attr;
-  ::pthread_attr_init(&attr);
-  ::pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  ::pthread_attr_setstacksize(&attr, 256 * 1024);
-  pthread_t thread;
-  const int error = ::pthread_create(&thread, &attr, &run_background_thread, owned.get());
-  ::pthread_attr_destroy(&attr);
+  const int error = platform_table().create_thread(&run_background_thread, owned.get());
   ::pthread_sigmask(SIG_SETMASK, &saved, nullptr);
   if (error != 0) return false;
   owned.release();  // the thread owns it now
