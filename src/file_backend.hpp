@@ -29,8 +29,8 @@ std::string record_key(const file_id& id);
 // Opens the lock file (DESIGN.md: created if missing, parents too, never
 // truncated, regular files only) and returns the back end that locks it, with
 // its record key. Throws std::system_error naming the path.
-std::unique_ptr<lock_backend> open_file_backend(const std::filesystem::path& path,
-                                                const interprocess_options& options, std::string& key);
+std::unique_ptr<lock_backend> open_file_backend(const std::filesystem::path& path, const interprocess_options& options,
+                                                std::string& key);
 // The key of an existing regular file, without opening it; nullopt where that
 // cannot be known without opening (no such file, not a regular file, Windows).
 std::optional<std::string> peek_file_key(const std::filesystem::path& path) noexcept;

@@ -86,7 +86,8 @@ class interprocess_lock_state {
   }
 
   [[noreturn]] void throw_errc(std::errc code, const char* what) const {
-    throw std::system_error(std::make_error_code(code), std::string("fasteners: ") + what + " '" + path_.string() + "'");
+    throw std::system_error(std::make_error_code(code),
+                            std::string("fasteners: ") + what + " '" + path_.string() + "'");
   }
 
   const std::filesystem::path path_;

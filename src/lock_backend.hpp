@@ -8,13 +8,13 @@
 // posix/file_backend_classic.cpp, windows/file_backend.cpp, postgres/.
 #pragma once
 
+#include <fasteners/detail/lock_kind.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <string>
 
 namespace fasteners::detail {
-
-enum class lock_kind { shared, exclusive };
 
 // A deadline is one value passed down: deadline::min() (or any time already
 // past) is a single try, deadline::max() waits for ever.

@@ -9,6 +9,7 @@
 // lock is released when the call returns or throws.
 #pragma once
 
+#include <fasteners/detail/lock_kind.hpp>
 #include <fasteners/interprocess_lock.hpp>
 
 #include <filesystem>
@@ -22,9 +23,7 @@
 namespace fasteners {
 
 namespace detail {
-enum class decorated_access { exclusive, shared };
-
-template <class Lock, decorated_access Access, class Fn>
+template <class Lock, lock_kind Kind, class Fn>
 class interprocess_decorated {
  public:
   interprocess_decorated(std::shared_ptr<Lock> lock, Fn fn) : lock_(std::move(lock)), fn_(std::move(fn)) {}
@@ -44,7 +43,7 @@ class interprocess_decorated {
  private:
   template <class F, class... Args>
   static decltype(auto) call(F& fn, Lock& lock, Args&&... args) {
-    if constexpr (Access == decorated_access::shared) {
+    if constexpr (Kind == lock_kind::shared) {
       std::shared_lock<Lock> guard(lock);
       return std::invoke(fn, std::forward<Args>(args)...);
     } else {
@@ -61,22 +60,21 @@ class interprocess_decorated {
 // `fn` runs with an exclusive interprocess_lock on `path` held.
 template <class Fn>
 auto interprocess_locked(std::filesystem::path path, Fn&& fn, interprocess_options options = {}) {
-  return detail::interprocess_decorated<interprocess_lock, detail::decorated_access::exclusive, std::decay_t<Fn>>(
+  return detail::interprocess_decorated<interprocess_lock, detail::lock_kind::exclusive, std::decay_t<Fn>>(
       std::make_shared<interprocess_lock>(std::move(path), options), std::forward<Fn>(fn));
 }
 
 // `fn` runs with a shared (read) interprocess_reader_writer_lock on `path` held.
 template <class Fn>
 auto interprocess_read_locked(std::filesystem::path path, Fn&& fn, interprocess_options options = {}) {
-  return detail::interprocess_decorated<interprocess_reader_writer_lock, detail::decorated_access::shared,
-                                        std::decay_t<Fn>>(
+  return detail::interprocess_decorated<interprocess_reader_writer_lock, detail::lock_kind::shared, std::decay_t<Fn>>(
       std::make_shared<interprocess_reader_writer_lock>(std::move(path), options), std::forward<Fn>(fn));
 }
 
 // `fn` runs with an exclusive (write) interprocess_reader_writer_lock on `path` held.
 template <class Fn>
 auto interprocess_write_locked(std::filesystem::path path, Fn&& fn, interprocess_options options = {}) {
-  return detail::interprocess_decorated<interprocess_reader_writer_lock, detail::decorated_access::exclusive,
+  return detail::interprocess_decorated<interprocess_reader_writer_lock, detail::lock_kind::exclusive,
                                         std::decay_t<Fn>>(
       std::make_shared<interprocess_reader_writer_lock>(std::move(path), options), std::forward<Fn>(fn));
 }

@@ -34,6 +34,7 @@
 //     function to lock them).
 #pragma once
 
+#include <fasteners/detail/lock_kind.hpp>
 #include <fasteners/detail/lock_traits.hpp>
 
 #include <cstddef>
@@ -48,19 +49,17 @@ namespace fasteners {
 
 namespace detail {
 
-enum class lock_mode { exclusive, shared };
-
-template <lock_mode Mode, class... Locks>
+template <lock_kind Mode, class... Locks>
 struct guard_for {
   using type = std::scoped_lock<Locks...>;
 };
 template <class Lock>
-struct guard_for<lock_mode::shared, Lock> {
+struct guard_for<lock_kind::shared, Lock> {
   using type = read_guard_for<Lock>;
 };
 
 // Runs `fn` with the given locks held.
-template <lock_mode Mode, class Fn, class... Locks>
+template <lock_kind Mode, class Fn, class... Locks>
 class locked_callable {
  public:
   static_assert(sizeof...(Locks) > 0, "fasteners::locked needs at least one lock");
@@ -98,7 +97,7 @@ struct member_pointer_traits<L C::*> {
 };
 
 // Runs `fn(object, args...)` with the object's own lock members held.
-template <lock_mode Mode, class Fn, class... Members>
+template <lock_kind Mode, class Fn, class... Members>
 class member_locked_callable {
  public:
   static_assert((std::is_member_object_pointer_v<Members> && ...),
@@ -149,7 +148,7 @@ class member_locked_callable {
   std::tuple<Members...> members_;
 };
 
-template <lock_mode Mode, class Tuple, std::size_t... I>
+template <lock_kind Mode, class Tuple, std::size_t... I>
 auto make_locked(Tuple&& args, std::index_sequence<I...>) {
   constexpr std::size_t last = sizeof...(I);
   using Fn = std::decay_t<std::tuple_element_t<last, std::decay_t<Tuple>>>;
@@ -176,7 +175,7 @@ auto make_locked(Tuple&& args, std::index_sequence<I...>) {
 template <class... Args>
 [[nodiscard]] auto locked(Args&&... args) {
   static_assert(sizeof...(Args) >= 2, "fasteners::locked(locks..., fn) needs at least one lock and a callable");
-  return detail::make_locked<detail::lock_mode::exclusive>(std::forward_as_tuple(std::forward<Args>(args)...),
+  return detail::make_locked<detail::lock_kind::exclusive>(std::forward_as_tuple(std::forward<Args>(args)...),
                                                            std::make_index_sequence<sizeof...(Args) - 1>{});
 }
 
@@ -184,7 +183,7 @@ template <class... Args>
 // read_locked(&T::lock, fn) runs fn(object, args...) with the object's lock so held.
 template <class Lock, class Fn>
 [[nodiscard]] auto read_locked(Lock&& lock, Fn&& fn) {
-  return detail::make_locked<detail::lock_mode::shared>(
+  return detail::make_locked<detail::lock_kind::shared>(
       std::forward_as_tuple(std::forward<Lock>(lock), std::forward<Fn>(fn)), std::make_index_sequence<1>{});
 }
 
@@ -192,7 +191,7 @@ template <class Lock, class Fn>
 // write_locked(&T::lock, fn) runs fn(object, args...) with the object's lock so held.
 template <class Lock, class Fn>
 [[nodiscard]] auto write_locked(Lock&& lock, Fn&& fn) {
-  return detail::make_locked<detail::lock_mode::exclusive>(
+  return detail::make_locked<detail::lock_kind::exclusive>(
       std::forward_as_tuple(std::forward<Lock>(lock), std::forward<Fn>(fn)), std::make_index_sequence<1>{});
 }
 

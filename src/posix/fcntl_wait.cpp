@@ -42,8 +42,8 @@ int lock_poll(int fd, int try_command, struct flock request, deadline until) {
     if (until != no_deadline) {
       const auto now = std::chrono::steady_clock::now();
       if (now >= until) return error;
-      sleep = std::min(pause, std::chrono::duration_cast<std::chrono::microseconds>(until - now) +
-                                  std::chrono::microseconds(1));
+      sleep = std::min(
+          pause, std::chrono::duration_cast<std::chrono::microseconds>(until - now) + std::chrono::microseconds(1));
     }
     std::this_thread::sleep_for(sleep);
     pause = std::min(pause * 2, std::chrono::microseconds(1000));

@@ -120,8 +120,8 @@ std::string record_key(const file_id& id) {
   return key;
 }
 
-std::unique_ptr<lock_backend> open_file_backend(const std::filesystem::path& path,
-                                                const interprocess_options& options, std::string& key) {
+std::unique_ptr<lock_backend> open_file_backend(const std::filesystem::path& path, const interprocess_options& options,
+                                                std::string& key) {
   file_id id;
   const int fd = posix::open_lock_file(path, options, id);
   try {

@@ -27,6 +27,7 @@
 #include "windows/windows_lock_file.hpp"
 
 #include "file_backend.hpp"
+#include "lock_file_path.hpp"
 
 #include <algorithm>
 #include <string>
@@ -79,6 +80,10 @@ class owned_handle {
   owned_handle& operator=(const owned_handle&) = delete;
   HANDLE get() const noexcept { return h_; }
   HANDLE release() noexcept { return std::exchange(h_, nullptr); }
+  void reset(HANDLE h) noexcept {
+    if (h_ != nullptr && h_ != INVALID_HANDLE_VALUE) ::CloseHandle(h_);
+    h_ = h;
+  }
 
  private:
   HANDLE h_;
@@ -155,17 +160,26 @@ DWORD wait_for_lock(HANDLE file, DWORD flags, const deadline* until) noexcept {
 // inherited by child processes, and shared with every other opener. The
 // final component is not followed if it is a symbolic link or junction.
 HANDLE open_lock_file(const std::filesystem::path& path, const interprocess_options& options, file_id& id) {
-  if (path.empty()) throw_error(ERROR_FILE_NOT_FOUND, "empty lock file path", path);
-  if (options.create_parent_directories && path.has_parent_path()) {
-    std::error_code ec;
-    std::filesystem::create_directories(path.parent_path(), ec);
-    if (ec) throw std::system_error(ec, "fasteners: cannot create the directory of lock file '" + path.string() + "'");
-  }
+  check_lock_file_path(path);
+  // Declared before the handle, so that on an error the handle closes first
+  // and then the directories this attempt made go (lock_file_path.hpp).
+  created_directories made(filesystem_directory_calls());
   // options.permissions has no Windows counterpart: a new file gets the ACL
   // it inherits from its directory.
-  owned_handle file(::CreateFileW(
-      path.c_str(), GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr,
-      OPEN_ALWAYS, FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OVERLAPPED | FILE_FLAG_OPEN_REPARSE_POINT, nullptr));
+  auto open = [&] {
+    return ::CreateFileW(path.c_str(), GENERIC_READ | GENERIC_WRITE,
+                         FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr, OPEN_ALWAYS,
+                         FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OVERLAPPED | FILE_FLAG_OPEN_REPARSE_POINT, nullptr);
+  };
+  owned_handle file(open());
+  for (int round = 0; round < 3 && file.get() == INVALID_HANDLE_VALUE && ::GetLastError() == ERROR_PATH_NOT_FOUND &&
+                      options.create_parent_directories && path.has_parent_path();
+       ++round) {
+    if (const std::error_code ec = made.create(path.parent_path())) {
+      throw std::system_error(ec, describe("cannot create the directory of lock file", path));
+    }
+    file.reset(open());
+  }
   if (file.get() == INVALID_HANDLE_VALUE) {
     const DWORD error = ::GetLastError();
     if (error == ERROR_ACCESS_DENIED) {  // what opening a directory as a file gives
@@ -198,6 +212,7 @@ HANDLE open_lock_file(const std::filesystem::path& path, const interprocess_opti
   if (!::GetFileInformationByHandle(file.get(), &info)) throw_error(::GetLastError(), "cannot stat lock file", path);
   id.device = info.dwVolumeSerialNumber;
   id.inode = (static_cast<std::uint64_t>(info.nFileIndexHigh) << 32) | info.nFileIndexLow;
+  made.keep();
   return file.release();
 }
 
