@@ -1,0 +1,488 @@
+// postgres_lock and postgres_reader_writer_lock against a real server.
+#include "postgres_test_support.hpp"
+#include "test_support.hpp"
+
+#include <fasteners/postgres_lock.hpp>
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+namespace fasteners::test {
+namespace {
+
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+template <class F>
+bool eventually(F condition, std::chrono::milliseconds timeout = 20s) {
+  const auto until = clock_type::now() + timeout;
+  while (clock_type::now() < until) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return condition();
+}
+
+postgres_options options_for(const std::string& conninfo) {
+  postgres_options o;
+  o.conninfo = conninfo;
+  return o;
+}
+
+TEST(PostgresKeys, Md5VectorsAndTheDocumentedKeys) {
+  // ('x' || left(md5('fasteners-demo'), 16))::bit(64)::bigint, and tooz's md5(name)[0], [1].
+  EXPECT_EQ(postgres_hash64_key("fasteners-demo"), 7527621034204626603LL);
+  EXPECT_EQ(postgres_tooz_keys("fasteners-demo"), std::make_pair(104, 119));
+  // d41d8cd98f00b204..., 900150983cd24fb0... (RFC 1321), and a name longer than one block.
+  EXPECT_EQ(postgres_hash64_key(""), static_cast<std::int64_t>(0xd41d8cd98f00b204ULL));
+  EXPECT_EQ(postgres_hash64_key("abc"), static_cast<std::int64_t>(0x900150983cd24fb0ULL));
+  EXPECT_EQ(postgres_hash64_key("12345678901234567890123456789012345678901234567890123456789012345678901234567890"),
+            static_cast<std::int64_t>(0x57edf4a22be3c955ULL));
+}
+
+TEST(PostgresKeys, TheServerComputesTheSameKey) {
+  FASTENERS_REQUIRE_SERVER();
+  for (const char* name : {"fasteners-demo", "", "nightly-report", "ünïcødé"}) {
+    EXPECT_EQ(
+        query_value(cluster->conninfo, std::string("SELECT ('x' || left(md5('") + name + "'), 16))::bit(64)::bigint"),
+        std::to_string(postgres_hash64_key(name)))
+        << name;
+  }
+}
+
+TEST(PostgresLock, LockShowsInPgLocksAndUnlockReleases) {
+  FASTENERS_REQUIRE_SERVER();
+  const std::string name = unique_name("basic");
+  postgres_lock lock(name, options_for(cluster->conninfo));
+  EXPECT_EQ(lock.name(), name);
+  EXPECT_FALSE(lock.owns_lock());
+  lock.lock();
+  EXPECT_TRUE(lock.owns_lock());
+  EXPECT_EQ(advisory_count(cluster->conninfo, name, true), 1);
+  EXPECT_NO_THROW(lock.ensure_held());
+  // pg_stat_activity names the program and the lock.
+  EXPECT_NE(query_value(cluster->conninfo, "SELECT application_name FROM pg_stat_activity WHERE pid = " +
+                                               std::to_string(holder_pid(cluster->conninfo, name)))
+                .find("lock " + name),
+            std::string::npos);
+  lock.unlock();
+  EXPECT_FALSE(lock.owns_lock());
+  EXPECT_EQ(advisory_count(cluster->conninfo, name, true), 0);
+  EXPECT_TRUE(lock.try_lock());
+  lock.unlock();
+}
+
+TEST(PostgresLock, ExcludesAnotherProcess) {
+  FASTENERS_REQUIRE_SERVER();
+  const std::string name = unique_name("procs");
+  child_process holder(helper(), {"hold", cluster->conninfo, name});
+  ASSERT_TRUE(holder.wait_for_line("locked"));
+  postgres_lock lock(name, options_for(cluster->tcp_conninfo));
+  EXPECT_FALSE(lock.try_lock());
+  EXPECT_EQ(child_process(helper(), {"try", cluster->conninfo, name}).wait(), pg_helper_busy);
+  holder.close_stdin();
+  EXPECT_EQ(holder.wait(), pg_helper_got);
+  EXPECT_TRUE(lock.try_lock_for(20s));
+  EXPECT_EQ(child_process(helper(), {"try", cluster->conninfo, name}).wait(), pg_helper_busy);
+  lock.unlock();
+  EXPECT_EQ(child_process(helper(), {"try", cluster->conninfo, name}).wait(), pg_helper_got);
+}
+
+TEST(PostgresLock, ThreadsSharingOneObjectTakeTurns) {
+  FASTENERS_REQUIRE_SERVER();
+  postgres_lock lock(unique_name("threads"), options_for(cluster->conninfo));
+  long counter = 0;  // not atomic: the lock protects it
+  std::atomic<int> inside{0}, overlaps{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 25; ++i) {
+        std::lock_guard<postgres_lock> guard(lock);
+        if (inside.fetch_add(1) != 0) overlaps.fetch_add(1);
+        ++counter;
+        inside.fetch_sub(1);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(counter, 100);
+  EXPECT_EQ(overlaps.load(), 0);
+}
+
+TEST(PostgresLock, TwoObjectsOnOneNameExcludeEachOtherHoweverSpelled) {
+  FASTENERS_REQUIRE_SERVER();
+  const std::string name = unique_name("two-objects");
+  postgres_lock a(name, options_for(cluster->conninfo));
+  postgres_lock b(name, options_for(cluster->tcp_conninfo));  // same server, other spelling
+  a.lock();
+  std::thread([&] {
+    EXPECT_FALSE(b.try_lock());
+    EXPECT_FALSE(b.try_lock_for(200ms));
+  }).join();
+  // The calling thread asking through the other object: self-deadlock, not a hang.
+  EXPECT_FALSE(b.try_lock());
+  EXPECT_EQ(error_of([&] { b.lock(); }).code, std::errc::resource_deadlock_would_occur);
+  a.unlock();
+  std::thread([&] {
+    EXPECT_TRUE(b.try_lock());
+    b.unlock();
+  }).join();
+}
+
+TEST(PostgresLock, SelfDeadlockAndMisuseAreErrors) {
+  FASTENERS_REQUIRE_SERVER();
+  postgres_lock lock(unique_name("misuse"), options_for(cluster->conninfo));
+  auto never_locked = error_of([&] { lock.unlock(); });
+  EXPECT_EQ(never_locked.code, std::errc::operation_not_permitted);
+  EXPECT_NE(never_locked.what.find("misuse"), std::string::npos) << never_locked.what;
+  EXPECT_EQ(error_of([&] { lock.ensure_held(); }).code, std::errc::operation_not_permitted);
+  lock.lock();
+  EXPECT_FALSE(lock.try_lock());
+  EXPECT_EQ(error_of([&] { lock.lock(); }).code, std::errc::resource_deadlock_would_occur);
+  EXPECT_EQ(error_of([&] { (void)lock.try_lock_for(100ms); }).code, std::errc::resource_deadlock_would_occur);
+  std::thread([&] {
+    EXPECT_EQ(error_of([&] { lock.unlock(); }).code, std::errc::operation_not_permitted);
+    EXPECT_EQ(error_of([&] { lock.ensure_held(); }).code, std::errc::operation_not_permitted);
+  }).join();
+  lock.unlock();
+  EXPECT_EQ(error_of([&] { lock.unlock(); }).code, std::errc::operation_not_permitted);
+
+  postgres_reader_writer_lock rw(unique_name("misuse-rw"), options_for(cluster->conninfo));
+  rw.lock_shared();
+  EXPECT_TRUE(rw.is_reader());
+  EXPECT_FALSE(rw.is_writer());
+  EXPECT_FALSE(rw.try_lock());
+  EXPECT_EQ(error_of([&] { rw.lock(); }).code, std::errc::resource_deadlock_would_occur);
+  EXPECT_EQ(error_of([&] { rw.unlock(); }).code, std::errc::operation_not_permitted);
+  rw.unlock_shared();
+}
+
+TEST(PostgresLock, TimedWaitGivesUpAfterItsTime) {
+  FASTENERS_REQUIRE_SERVER();
+  const std::string name = unique_name("timed");
+  child_process holder(helper(), {"hold", cluster->conninfo, name});
+  ASSERT_TRUE(holder.wait_for_line("locked"));
+  postgres_lock lock(name, options_for(cluster->conninfo));
+  auto t0 = clock_type::now();
+  EXPECT_FALSE(lock.try_lock_for(400ms));
+  const double waited = seconds_since(t0);
+  EXPECT_GE(waited, 0.39);
+  EXPECT_LT(waited, 5.0);
+  // A zero or negative timeout is one try.
+  EXPECT_FALSE(lock.try_lock_for(0s));
+  EXPECT_FALSE(lock.try_lock_for(-5s));
+  EXPECT_FALSE(lock.try_lock_until(std::chrono::system_clock::now() - 1h));
+  // The server's setting does not linger: a later wait for ever still works.
+  std::atomic<bool> got{false};
+  std::thread waiter([&] {
+    lock.lock();
+    got.store(true);
+    lock.unlock();
+  });
+  std::this_thread::sleep_for(300ms);
+  EXPECT_FALSE(got.load());
+  t0 = clock_type::now();
+  holder.close_stdin();
+  waiter.join();
+  EXPECT_TRUE(got.load());
+  EXPECT_LT(seconds_since(t0), 10.0);
+}
+
+TEST(PostgresLock, TimedWaitGetsTheLockWhenReleased) {
+  FASTENERS_REQUIRE_SERVER();
+  const std::string name = unique_name("timed-get");
+  child_process holder(helper(), {"hold", cluster->conninfo, name});
+  ASSERT_TRUE(holder.wait_for_line("locked"));
+  postgres_lock lock(name, options_for(cluster->conninfo));
+  std::thread releaser([&] {
+    std::this_thread::sleep_for(500ms);
+    holder.close_stdin();
+  });
+  const auto t0 = clock_type::now();
+  EXPECT_TRUE(lock.try_lock_for(30s));
+  EXPECT_GE(seconds_since(t0), 0.45);
+  EXPECT_LT(seconds_since(t0), 15.0);
+  releaser.join();
+  lock.unlock();
+}
+
+TEST(PostgresReaderWriterLock, ReadersShareWritersExclude) {
+  FASTENERS_REQUIRE_SERVER();
+  const std::string name = unique_name("rw");
+  child_process reader(helper(), {"hold", cluster->conninfo, name, "shared"});
+  ASSERT_TRUE(reader.wait_for_line("locked"));
+  postgres_reader_writer_lock rw(name, options_for(cluster->conninfo));
+  {
+    auto r = rw.read_lock();
+    EXPECT_TRUE(rw.is_reader());
+  }
+  EXPECT_FALSE(rw.try_lock());
+  EXPECT_EQ(child_process(helper(), {"try", cluster->conninfo, name, "shared"}).wait(), pg_helper_got);
+  EXPECT_EQ(child_process(helper(), {"try", cluster->conninfo, name}).wait(), pg_helper_busy);
+  reader.close_stdin();
+  EXPECT_EQ(reader.wait(), pg_helper_got);
+  {
+    auto w = rw.write_lock();
+    EXPECT_TRUE(rw.is_writer());
+    EXPECT_EQ(child_process(helper(), {"try", cluster->conninfo, name, "shared"}).wait(), pg_helper_busy);
+  }
+}
+
+TEST(PostgresReaderWriterLock, AQueuedWriterHoldsBackNewReaders) {
+  FASTENERS_REQUIRE_SERVER();
+  const std::string name = unique_name("fifo");
+  child_process reader(helper(), {"hold", cluster->conninfo, name, "shared"});
+  ASSERT_TRUE(reader.wait_for_line("locked"));
+  postgres_reader_writer_lock writer(name, options_for(cluster->conninfo));
+  std::atomic<bool> wrote{false};
+  std::thread w([&] {
+    auto guard = writer.write_lock();
+    wrote.store(true);
+  });
+  ASSERT_TRUE(eventually([&] { return advisory_count(cluster->conninfo, name, false) == 1; }));
+  // The server's queue is FIFO: a new reader waits behind the writer.
+  EXPECT_EQ(child_process(helper(), {"wait", cluster->conninfo, name, "0.5", "shared"}).wait(), pg_helper_busy);
+  EXPECT_FALSE(wrote.load());
+  reader.close_stdin();
+  w.join();
+  EXPECT_TRUE(wrote.load());
+}
+
+TEST(PostgresLock, KilledHolderReleases) {
+  FASTENERS_REQUIRE_SERVER();
+  const std::string name = unique_name("kill-holder");
+  child_process holder(helper(), {"hold", cluster->conninfo, name});
+  ASSERT_TRUE(holder.wait_for_line("locked"));
+  postgres_lock lock(name, options_for(cluster->conninfo));
+  EXPECT_FALSE(lock.try_lock());
+  holder.kill_hard();
+  EXPECT_TRUE(lock.try_lock_for(30s));
+  lock.unlock();
+}
+
+TEST(PostgresLock, KilledWaiterLeavesTheQueueWithoutTakingTheLock) {
+  FASTENERS_REQUIRE_SERVER();
+  const std::string name = unique_name("kill-waiter");
+  postgres_lock lock(name, options_for(cluster->tcp_conninfo));
+  lock.lock();
+  child_process waiter(helper(), {"wait", cluster->tcp_conninfo, name, "600"});
+  ASSERT_TRUE(eventually([&] { return advisory_count(cluster->conninfo, name, false) == 1; }));
+  waiter.kill_hard();
+  // client_connection_check_interval: its backend notices the closed socket
+  // while it waits, and leaves the queue.
+  EXPECT_TRUE(eventually([&] { return advisory_count(cluster->conninfo, name, false) == 0; }));
+  lock.unlock();
+  EXPECT_EQ(advisory_count(cluster->conninfo, name, true), 0);
+  EXPECT_EQ(child_process(helper(), {"try", cluster->conninfo, name}).wait(), pg_helper_got);
+}
+
+TEST(PostgresLock, TerminatedSessionIsNoticedOnceAndTheObjectStaysUsable) {
+  FASTENERS_REQUIRE_SERVER();
+  const std::string name = unique_name("terminate");
+  postgres_options o = options_for(cluster->tcp_conninfo);
+  o.liveness = 2s;
+  postgres_lock lock(name, o);
+  std::atomic<int> calls{0};
+  lock.on_lost([&] { calls.fetch_add(1); });
+  lock.lock();
+  EXPECT_FALSE(lock.lost());
+  const int pid = holder_pid(cluster->conninfo, name);
+  ASSERT_NE(pid, 0);
+  const auto t0 = clock_type::now();
+  query_value(cluster->conninfo, "SELECT pg_terminate_backend(" + std::to_string(pid) + ")");
+  EXPECT_TRUE(eventually([&] { return lock.lost(); }, 10s));
+  const double noticed = seconds_since(t0);
+  EXPECT_LT(noticed, 2.0 + 3.0);  // liveness, and generous
+  EXPECT_TRUE(eventually([&] { return calls.load() == 1; }, 10s));
+  auto e = error_of([&] { lock.ensure_held(); });
+  EXPECT_EQ(e.code, std::errc::connection_reset);
+  EXPECT_THROW(lock.ensure_held(), lock_lost);
+  EXPECT_NO_THROW(lock.unlock());
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(calls.load(), 1);
+  // The next acquisition works, and clears lost().
+  EXPECT_TRUE(lock.try_lock_for(10s));
+  EXPECT_FALSE(lock.lost());
+  EXPECT_NO_THROW(lock.ensure_held());
+  lock.unlock();
+}
+
+TEST(PostgresLock, FencingTokensIncreaseAcrossAcquisitionsAndProcesses) {
+  FASTENERS_REQUIRE_SERVER();
+  const std::string name = unique_name("fencing");
+  postgres_options o = options_for(cluster->conninfo);
+  o.fencing_tokens = true;
+  postgres_lock lock(name, o);
+  EXPECT_EQ(lock.fencing_token(), 0);
+  std::int64_t last = 0;
+  for (int i = 0; i < 3; ++i) {
+    lock.lock();
+    const std::int64_t t = lock.fencing_token();
+    EXPECT_GT(t, last);
+    last = t;
+    lock.unlock();
+    EXPECT_EQ(lock.fencing_token(), 0);
+    child_process other(helper(), {"tokens", cluster->conninfo, name, "2"});
+    const std::string out = other.read_all();
+    ASSERT_EQ(other.wait(), pg_helper_got);
+    std::istringstream in(out);
+    std::int64_t v = 0;
+    while (in >> v) {
+      EXPECT_GT(v, last);
+      last = v;
+    }
+  }
+  postgres_lock plain(name, options_for(cluster->conninfo));
+  // Another object on the same record asked for them: the record draws them.
+  plain.lock();
+  EXPECT_GT(plain.fencing_token(), last);
+  plain.unlock();
+}
+
+TEST(PostgresLock, BadConninfoAndUnreachableServerAreErrorsNotHangs) {
+  postgres_lock bad("bad", postgres_options{"this is = not a conninfo"});
+  auto e = error_of([&] { bad.lock(); });
+  EXPECT_EQ(e.code, std::errc::invalid_argument);
+  EXPECT_NE(e.what.find("postgres lock 'bad'"), std::string::npos) << e.what;
+
+  // A closed loopback port: refused at once.
+  postgres_lock closed("closed", postgres_options{"host=127.0.0.1 port=1 connect_timeout=5 dbname=x"});
+  const auto t0 = clock_type::now();
+  e = error_of([&] { (void)closed.try_lock(); });
+  EXPECT_EQ(e.code, std::errc::connection_refused) << e.what;
+  EXPECT_NE(e.what.find("cannot connect"), std::string::npos) << e.what;
+  EXPECT_LT(seconds_since(t0), 7.0);
+}
+
+TEST(PostgresLock, WrongDatabaseIsAnError) {
+  FASTENERS_REQUIRE_SERVER();
+  postgres_lock lock("x", postgres_options{cluster->conninfo + " dbname=no_such_database"});
+  auto e = error_of([&] { lock.lock(); });
+  EXPECT_NE(e.code, std::errc{});
+  EXPECT_NE(e.what.find("no_such_database"), std::string::npos) << e.what;
+}
+
+TEST(PostgresLock, DeadlockAcrossTwoNamesIsNotSeenByTheServerATimedWaitEndsIt) {
+  // Each name waits on its own session, so the server's wait-for graph never
+  // shows that our session holding B waits (in this process) for our session
+  // waiting for A: no 40P01 here. Documented; timed waits are the remedy.
+  FASTENERS_REQUIRE_SERVER();
+  const std::string a_name = unique_name("dl-a"), b_name = unique_name("dl-b");
+  postgres_lock b(b_name, options_for(cluster->conninfo)), a(a_name, options_for(cluster->conninfo));
+  b.lock();
+  child_process other(helper(), {"deadlock", cluster->conninfo, a_name, b_name});
+  ASSERT_TRUE(other.wait_for_line("locked"));
+  other.write_line("go");
+  ASSERT_TRUE(eventually([&] { return advisory_count(cluster->conninfo, b_name, false) == 1; }));
+  EXPECT_FALSE(a.try_lock_for(1500ms));
+  b.unlock();
+  EXPECT_EQ(other.wait(), pg_helper_got);
+}
+
+TEST(PostgresLock, CancelledWaiterLeavesNothingBehind) {
+  FASTENERS_REQUIRE_SERVER();
+  const std::string name = unique_name("cancel");
+  child_process holder(helper(), {"hold", cluster->conninfo, name});
+  ASSERT_TRUE(holder.wait_for_line("locked"));
+  postgres_lock lock(name, options_for(cluster->conninfo));
+  pthread_t waiter{};
+  struct args_t {
+    postgres_lock* lock;
+  } args{&lock};
+  ASSERT_EQ(pthread_create(
+                &waiter, nullptr,
+                [](void* p) -> void* {
+                  static_cast<args_t*>(p)->lock->lock();
+                  return nullptr;
+                },
+                &args),
+            0);
+  ASSERT_TRUE(eventually([&] { return advisory_count(cluster->conninfo, name, false) == 1; }));
+  pthread_cancel(waiter);
+  pthread_join(waiter, nullptr);
+  EXPECT_TRUE(eventually([&] { return advisory_count(cluster->conninfo, name, false) == 0; }));
+  holder.close_stdin();
+  EXPECT_EQ(holder.wait(), pg_helper_got);
+  EXPECT_EQ(advisory_count(cluster->conninfo, name, true), 0);
+  EXPECT_TRUE(lock.try_lock_for(10s));
+  lock.unlock();
+}
+
+TEST(PostgresLock, ForkChildNeverReleasesTheParentsLock) {
+  FASTENERS_REQUIRE_SERVER();
+  const std::string name = unique_name("fork");
+  postgres_lock lock(name, options_for(cluster->conninfo));
+  lock.lock();
+  const pid_t child = fork();
+  if (child == 0) {
+    int code = 0;
+    try {
+      lock.unlock();
+      code = 1;
+    } catch (const std::system_error& e) {
+      code = e.code() == std::errc::operation_not_permitted ? 0 : 2;
+    }
+    _exit(code);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  // Still ours: the child closed its copy of the socket without a word.
+  EXPECT_EQ(advisory_count(cluster->conninfo, name, true), 1);
+  EXPECT_NO_THROW(lock.ensure_held());
+  lock.unlock();
+}
+
+TEST(PostgresLock, ServerRestartLosesHoldersFailsWaitersAndNewLocksWork) {
+  FASTENERS_REQUIRE_SERVER();
+  auto own = start_cluster();
+  ASSERT_TRUE(own.has_value()) << no_server_reason();
+  postgres_options o = options_for(own->conninfo);
+  o.liveness = 2s;
+  postgres_lock held(unique_name("restart-held"), o);
+  std::atomic<int> calls{0};
+  held.on_lost([&] { calls.fetch_add(1); });
+  held.lock();
+  const std::string contended = unique_name("restart-wait");
+  child_process holder(helper(), {"hold", own->conninfo, contended});
+  ASSERT_TRUE(holder.wait_for_line("locked"));
+  postgres_lock waiter(contended, o);
+  std::atomic<int> waiter_error{-1};
+  std::thread w([&] {
+    auto e = error_of([&] { waiter.lock(); });
+    waiter_error.store(static_cast<int>(e.code));
+  });
+  ASSERT_TRUE(eventually([&] { return advisory_count(own->conninfo, contended, false) == 1; }));
+  EXPECT_EQ(cluster_script("halt '" + own->dir + "' immediate"), 0);
+  EXPECT_TRUE(eventually([&] { return held.lost(); }, 10s));
+  w.join();
+  EXPECT_NE(waiter_error.load(), 0);  // an error, not a lock
+  EXPECT_NE(waiter_error.load(), -1);
+  EXPECT_EQ(cluster_script("resume '" + own->dir + "'"), 0);
+  EXPECT_THROW(held.ensure_held(), lock_lost);
+  EXPECT_NO_THROW(held.unlock());
+  EXPECT_EQ(calls.load(), 1);
+  EXPECT_TRUE(held.try_lock_for(10s));
+  EXPECT_FALSE(held.lost());
+  held.unlock();
+  EXPECT_TRUE(waiter.try_lock_for(10s));  // the helper's session died with the server
+  waiter.unlock();
+  holder.kill_hard();
+  stop_cluster(*own);
+}
+
+}  // namespace
+}  // namespace fasteners::test
