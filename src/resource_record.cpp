@@ -189,6 +189,10 @@ struct resource_record::helper_wait {
   bool done = false;
   bool acquired = false;
   std::exception_ptr error;
+  // The adopter sleeps here, not on its own waiter's condition variable: the
+  // helper can then wake it after letting go of the record's mutex (so that
+  // it does not wake into a held mutex), and this outlives both of them.
+  std::condition_variable wake;
 };
 
 resource_record::resource_record(std::string key, std::unique_ptr<lock_backend> backend)
@@ -377,8 +381,8 @@ bool resource_record::wait_on_helper(record_guard& guard, waiter* w, lock_kind k
   hw->adopter = w;
   while (!hw->done) {
     if (until == no_deadline) {
-      guard.wait(w->wake);
-    } else if (!guard.wait_until(w->wake, until) && !hw->done) {
+      guard.wait(hw->wake);
+    } else if (!guard.wait_until(hw->wake, until) && !hw->done) {
       hw->adopter = nullptr;  // it goes on without us
       return false;
     }
@@ -397,7 +401,8 @@ void resource_record::on_helper_done(bool acquired, std::exception_ptr error) {
   hw->acquired = acquired;
   hw->error = std::move(error);
   if (hw->adopter != nullptr) {
-    hw->adopter->wake.notify_one();  // it takes the lock (and clears backend_busy_)
+    guard.unlock();
+    hw->wake.notify_one();  // it takes the lock (and clears backend_busy_)
     return;
   }
   // Nobody wants it any more.
