@@ -486,3 +486,35 @@ TEST(PostgresLock, ServerRestartLosesHoldersFailsWaitersAndNewLocksWork) {
 
 }  // namespace
 }  // namespace fasteners::test
+
+namespace fasteners::test {
+namespace {
+
+// A partition between holder and server (tests/postgres/partition.sh, in a
+// private network namespace): the holder must give up before the server
+// frees the lock, or two holders would each believe they hold it.
+TEST(PostgresPartition, HolderNoticesBeforeTheServerFreesTheLock) {
+  if (std::system("unshare -n true >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "unshare -n is not permitted here (needs root or user namespaces)";
+  }
+  if (std::system("command -v nft >/dev/null 2>&1") != 0) GTEST_SKIP() << "no nft (apt-get install nftables)";
+  if (std::system("ls -d /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "no PostgreSQL server binaries to start a cluster inside the namespace";
+  }
+  const int liveness_ms = 2000;
+  child_process run("/usr/bin/unshare", {"-n", std::string(FASTENERS_SOURCE_DIR) + "/tests/postgres/partition.sh",
+                                         helper(), FASTENERS_SOURCE_DIR, std::to_string(liveness_ms)});
+  const std::string out = run.read_all(std::chrono::seconds(120));
+  ASSERT_EQ(run.wait(), 0) << out;
+  const auto noticed_at = out.find("noticed_ms="), freed_at = out.find("freed_ms=");
+  ASSERT_NE(noticed_at, std::string::npos) << out;
+  ASSERT_NE(freed_at, std::string::npos) << out;
+  const long noticed = std::atol(out.c_str() + noticed_at + 11), freed = std::atol(out.c_str() + freed_at + 9);
+  std::printf("partition: holder noticed after %ld ms, server freed the lock after %ld ms (liveness %d ms)\n", noticed,
+              freed, liveness_ms);
+  EXPECT_LT(noticed, freed);
+  EXPECT_LT(noticed, liveness_ms + 3000);  // within liveness, generously
+}
+
+}  // namespace
+}  // namespace fasteners::test
