@@ -21,6 +21,24 @@ scripts/install-deps.sh $(grep -v '^#' scripts/packages.txt)
 export FASTENERS_REQUIRE_PYTHON=1
 export CTEST_OUTPUT_ON_FAILURE=1
 
+# One throwaway PostgreSQL cluster for every suite's postgres tests (a temp
+# directory, its socket there, a free loopback port), stopped at exit even on
+# failure. A missing server is then a failure, not a skip.
+pg_dir=""
+stop_postgres() {
+  if [ -n "$pg_dir" ]; then scripts/postgres-cluster.sh stop "$pg_dir" immediate || true; fi
+}
+trap stop_postgres EXIT
+if pg_env=$(scripts/postgres-cluster.sh start); then
+  eval "$pg_env"
+  pg_dir=$FASTENERS_POSTGRES_DIR
+  export FASTENERS_POSTGRES_DIR FASTENERS_POSTGRES_PORT FASTENERS_POSTGRES_CONNINFO FASTENERS_POSTGRES_TCP_CONNINFO
+  export FASTENERS_REQUIRE_POSTGRES=1
+else
+  echo "postgres: cannot start a throwaway cluster; the postgres tests will fail"
+  export FASTENERS_REQUIRE_POSTGRES=1
+fi
+
 passed=0 failed=0 skipped=0 failed_steps=()
 started=$(date +%s)
 
@@ -33,7 +51,7 @@ run_suite() {
   local dir=$root/build/$name log=$logs/$name.log t0
   t0=$(date +%s)
   note "$name"
-  if ! { cmake -S "$root" -B "$dir" -DFASTENERS_WERROR=ON "$@" && cmake --build "$dir" -j"$jobs"; } >"$log" 2>&1; then
+  if ! { cmake -S "$root" -B "$dir" -DFASTENERS_WERROR=ON -DFASTENERS_POSTGRES=ON "$@" && cmake --build "$dir" -j"$jobs"; } >"$log" 2>&1; then
     tail -n 60 "$log"
     echo "$name: BUILD FAILED (log: $log)"
     failed_steps+=("$name")

@@ -392,7 +392,19 @@ TEST(PostgresLock, DeadlockAcrossTwoNamesIsNotSeenByTheServerATimedWaitEndsIt) {
   EXPECT_EQ(other.wait(), pg_helper_got);
 }
 
+#if defined(__SANITIZE_THREAD__)
+#define FASTENERS_UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define FASTENERS_UNDER_TSAN 1
+#endif
+#endif
+
 TEST(PostgresLock, CancelledWaiterLeavesNothingBehind) {
+#if defined(FASTENERS_UNDER_TSAN)
+  GTEST_SKIP() << "ThreadSanitizer does not follow pthread_cancel's forced unwind (it reports the unwound guard's "
+                  "mutex as never unlocked); run in the other suites";
+#endif
   FASTENERS_REQUIRE_SERVER();
   const std::string name = unique_name("cancel");
   child_process holder(helper(), {"hold", cluster->conninfo, name});

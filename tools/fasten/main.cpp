@@ -8,6 +8,9 @@
 #include "lock_status.hpp"
 #include "options.hpp"
 #include "run_command.hpp"
+#if defined(FASTEN_WITH_POSTGRES)
+#include "postgres_mode.hpp"
+#endif
 
 #include <chrono>
 #include <cstdio>
@@ -181,6 +184,14 @@ int main(int argc, char** argv) {
   } catch (const fasten::usage_error& e) {
     std::cerr << "fasten: " << e.what() << "\n" << fasten::short_usage();
     return fasten::exit_code::usage;
+  }
+  if (opt.postgres_conninfo && (opt.what == fasten::action::run || opt.what == fasten::action::status)) {
+#if defined(FASTEN_WITH_POSTGRES)
+    return opt.what == fasten::action::run ? fasten::run_postgres(opt) : fasten::show_postgres_status(opt);
+#else
+    std::cerr << "fasten: --postgres: this fasten was built without the postgres component\n";
+    return fasten::exit_code::usage;
+#endif
   }
   try {
     switch (opt.what) {

@@ -17,10 +17,20 @@ struct option_spec {
 // flock(1)'s spellings, including its aliases (-e, --nonblocking, --wait).
 // Entries with the same short name are one option.
 constexpr option_spec known_options[] = {
-    {"exclusive", 'x', false},         {"shared", 's', false}, {"nonblock", 'n', false},
-    {"nonblocking", 'n', false},       {"timeout", 'w', true}, {"wait", 'w', true},
-    {"conflict-exit-code", 'E', true}, {"close", 'o', false},  {"verbose", 'v', false},
-    {"status", '\0', false},           {"help", 'h', false},   {"version", 'V', false},
+    {"exclusive", 'x', false},
+    {"shared", 's', false},
+    {"nonblock", 'n', false},
+    {"nonblocking", 'n', false},
+    {"timeout", 'w', true},
+    {"wait", 'w', true},
+    {"conflict-exit-code", 'E', true},
+    {"close", 'o', false},
+    {"verbose", 'v', false},
+    {"postgres", '\x01', true},
+    {"tooz", '\x02', false},
+    {"status", '\0', false},
+    {"help", 'h', false},
+    {"version", 'V', false},
 };
 
 const option_spec* find_short(char c) {
@@ -108,6 +118,12 @@ bool apply(const option_spec& spec, const std::string& spelled, const std::strin
     case 'v':
       out.verbose = true;
       break;
+    case '\x01':  // --postgres CONNINFO: LOCKFILE is then a lock name on that server
+      out.postgres_conninfo = *value;
+      break;
+    case '\x02':
+      out.tooz = true;
+      break;
     case 'h':
       out.what = action::help;
       return true;
@@ -180,6 +196,7 @@ options parse_command_line(const std::vector<std::string>& args) {
   if (i >= args.size()) throw usage_error("no lock file given");
   out.lock_file = args[i++];
   if (out.lock_file.empty()) throw usage_error("the lock file name is empty");
+  if (out.tooz && !out.postgres_conninfo) throw usage_error("--tooz needs --postgres");
 
   if (out.what == action::status) {
     if (i < args.size()) throw usage_error("--status takes a lock file and nothing else");
@@ -201,6 +218,7 @@ const char* short_usage() {
   return "usage: fasten [options] LOCKFILE COMMAND [ARG...]\n"
          "       fasten [options] LOCKFILE -c 'SHELL COMMAND'\n"
          "       fasten --status LOCKFILE\n"
+         "       fasten --postgres CONNINFO [--tooz] [options] NAME COMMAND [ARG...]\n"
          "Try 'fasten --help' for more information.\n";
 }
 
@@ -227,6 +245,9 @@ const char* help_text() {
          "  -v, --verbose               tell on stderr how long the wait took\n"
          "      --status                say whether LOCKFILE is free, held shared or held\n"
          "                              exclusive, and by which processes; takes no lock\n"
+         "      --postgres CONNINFO     lock NAME on that PostgreSQL server (advisory lock)\n"
+         "                              instead of a lock file; lost lock: exit 75\n"
+         "      --tooz                  with --postgres: the keys OpenStack tooz takes\n"
          "  -h, --help                  show this help and exit\n"
          "  -V, --version               show the version and exit\n"
          "\n"

@@ -24,6 +24,9 @@ struct options {
   std::string lock_file;
   std::vector<std::string> command;          // COMMAND [ARG...]
   std::optional<std::string> shell_command;  // -c 'CMD'
+  // --postgres CONNINFO: lock_file is a lock name on that server (--tooz: tooz's keys).
+  std::optional<std::string> postgres_conninfo;
+  bool tooz = false;
 };
 
 // A malformed command line; what() says what is wrong, without "fasten: ".
