@@ -134,6 +134,7 @@ struct waiter {
   const void* key = nullptr;
   wait_kind kind = wait_kind::reader;
   std::uint32_t grant = kRetry;  // the token to post, chosen under the bucket's mutex
+  std::uint64_t ticket = 0;      // place in line, from the first time it slept; 0 until then
   std::atomic<std::uint32_t> token{kAsleep};
 #if !defined(__linux__)
   std::mutex mutex;
@@ -221,27 +222,29 @@ class FASTENERS_SCOPED_CAPABILITY bucket_guard {
 constexpr std::chrono::microseconds kFairMin{500};
 
 // The sleepers of every lock whose address hashes here, in arrival order (a
-// thread woken for nothing goes back to the front, keeping its place).
+// thread woken for nothing sleeps again in the place it had).
 struct alignas(kSlotAlign) parking_bucket {
   bucket_mutex mutex;
   waiter* head FASTENERS_GUARDED_BY(mutex) = nullptr;
   waiter* tail FASTENERS_GUARDED_BY(mutex) = nullptr;
   std::chrono::steady_clock::time_point fair_at FASTENERS_GUARDED_BY(mutex){};
   std::uint32_t seed FASTENERS_GUARDED_BY(mutex) = 0x9e3779b9u;
+  std::uint64_t next_ticket FASTENERS_GUARDED_BY(mutex) = 1;
 
-  void push_back(waiter* w) FASTENERS_REQUIRES(mutex) {
-    w->next = nullptr;
-    if (tail != nullptr) {
-      tail->next = w;
-    } else {
-      head = w;
+  // Queues w by its ticket: a newcomer at the back, a thread that was woken
+  // and must sleep again back where it stood.
+  void insert(waiter* w) FASTENERS_REQUIRES(mutex) {
+    if (w->ticket == 0) w->ticket = next_ticket++;
+    if (tail == nullptr || tail->ticket < w->ticket) {
+      w->next = nullptr;
+      (tail != nullptr ? tail->next : head) = w;
+      tail = w;
+      return;
     }
-    tail = w;
-  }
-  void push_front(waiter* w) FASTENERS_REQUIRES(mutex) {
-    w->next = head;
-    head = w;
-    if (tail == nullptr) tail = w;
+    waiter** link = &head;
+    while ((*link)->ticket < w->ticket) link = &(*link)->next;
+    w->next = *link;
+    *link = w;
   }
   // Unlinks w if it is queued; false if somebody already took it out.
   bool remove(waiter* w) FASTENERS_REQUIRES(mutex) {
@@ -526,7 +529,6 @@ std::int32_t reader_writer_lock::lock_shared_slow(std::chrono::steady_clock::tim
   waiter me;
   me.key = this;
   me.kind = wait_kind::reader;
-  bool woken = false;
   for (;;) {
     const std::int32_t where = enter_shared();
     if (where != kFailed) return where;
@@ -540,7 +542,7 @@ std::int32_t reader_writer_lock::lock_shared_slow(std::chrono::steady_clock::tim
       }
       if (!blocked) continue;
       me.token.store(kAsleep, std::memory_order_relaxed);
-      woken ? bucket.push_front(&me) : bucket.push_back(&me);
+      bucket.insert(&me);
     }
     std::uint32_t token = wait_for_token(me, deadline);
     if (token == kAsleep) {
@@ -553,7 +555,6 @@ std::int32_t reader_writer_lock::lock_shared_slow(std::chrono::steady_clock::tim
     }
     if (token == kHandedOff) return kCounted;
     if (deadline != kForever && std::chrono::steady_clock::now() >= deadline) return enter_shared();
-    woken = true;
   }
 }
 
@@ -694,7 +695,7 @@ bool reader_writer_lock::lock_exclusive_slow(std::chrono::steady_clock::time_poi
       }
       if (!blocked) continue;
       me.token.store(kAsleep, std::memory_order_relaxed);
-      woken ? bucket.push_front(&me) : bucket.push_back(&me);
+      bucket.insert(&me);
     }
     std::uint32_t token = wait_for_token(me, deadline);
     if (token == kAsleep) {
@@ -768,7 +769,7 @@ bool reader_writer_lock::drain_readers(std::chrono::steady_clock::time_point dea
       }
       if (!blocked) return true;
       me.token.store(kAsleep, std::memory_order_relaxed);
-      bucket.push_back(&me);
+      bucket.insert(&me);
     }
     if (wait_for_token(me, deadline) == kAsleep) {
       bool queued;

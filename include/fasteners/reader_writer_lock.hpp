@@ -7,13 +7,19 @@
 //
 // What it guarantees:
 //   * many readers, or one writer;
-//   * writers are served in arrival order, and a waiting writer holds back
-//     *new* readers, so a steady stream of readers cannot starve writers;
+//   * a waiting writer holds back *new* readers, so a steady stream of
+//     readers cannot starve writers;
+//   * no waiter is overtaken for ever: a thread that finds the lock free
+//     may take it ahead of threads asleep waiting for it (that keeps the lock
+//     busy instead of idle while a sleeper wakes up), but at least about once
+//     a millisecond a release hands the lock straight to the thread that has
+//     waited longest, reader or writer. Sleeping writers are woken in arrival
+//     order, before sleeping readers;
 //   * a thread that already reads may read again at once, even while writers
 //     wait (no deadlock, unlike std::shared_mutex and pthread rwlocks);
 //   * the writer may take the write lock again and may take read locks; if it
 //     releases the write lock while still holding such a read lock it keeps
-//     reading (a downgrade);
+//     reading (a downgrade, also spelled unlock_and_lock_shared());
 //   * mistakes are reported, not undefined: a reader that asks to wait for the
 //     write lock gets std::system_error(std::errc::resource_deadlock_would_occur)
 //     (its try_lock() answers false), and releasing what the calling thread
@@ -25,8 +31,9 @@
 // What it does not do:
 //   * no upgrade: a reader never becomes the writer (that would deadlock two
 //     readers that both try), it must release and then ask for the write lock;
-//   * no fairness among readers, and none between readers and writers beyond
-//     "waiting writers go first": under a steady stream of writers readers wait;
+//   * no strict first-come first-served order (see above), and readers wait
+//     while writers do, so under a steady stream of writers a reader gets in
+//     only on its fair turn;
 //   * it is not for processes (see interprocess_reader_writer_lock);
 //   * a lock must outlive every thread's hold on it; a thread that exits while
 //     holding it leaves it held forever, as with any mutex.
@@ -36,10 +43,11 @@
 // different cores do not slow each other down. A writer pays for that: taking
 // the write lock after readers have been active scans a small process-wide
 // table (16 to 256 cache lines, by core count). Waiters spin for a few
-// microseconds, then sleep until woken; nobody polls. The object itself is 32
-// bytes. Each thread keeps its read holds in a small thread_local table: eight
-// locks inline, more on the heap (so the ninth concurrent read lock of one
-// thread may throw std::bad_alloc).
+// microseconds, then sleep until woken (a futex on Linux); a release wakes
+// one writer, or the readers, never everyone; nobody polls. The object itself
+// is 16 bytes. Each thread keeps its read holds in a small thread_local table:
+// eight locks inline, more on the heap (so the ninth concurrent read lock of
+// one thread may throw std::bad_alloc).
 #pragma once
 
 #include <fasteners/detail/deadline.hpp>
@@ -81,7 +89,7 @@ class FASTENERS_CAPABILITY("mutex") reader_writer_lock {
   // and not the write lock: it would wait for itself forever.
   void lock() FASTENERS_ACQUIRE();
   // One attempt, never waits; false if anyone else holds the lock, if writers
-  // are queued, or if the calling thread is a reader.
+  // wait for it, or if the calling thread is a reader.
   bool try_lock() FASTENERS_TRY_ACQUIRE(true);
   // Waits at most `timeout` (a zero or negative timeout is one attempt). A
   // reader asking to wait throws, as lock() does.
