@@ -150,20 +150,24 @@ TEST(InterprocessLockErrors, DirectoryWithoutPermissionIsAnErrorNamingThePath) {
   ::chmod(dir.path().c_str(), 0755);
   ::chmod(locked_dir.c_str(), 0555);
   const auto path = locked_dir / "lock";
+  constexpr int kNobodyGotPermissionDenied = 0;
+  constexpr int kNobodyCouldNotDropPrivileges = 10;
+  constexpr int kNobodyGotAnotherError = 11;
+  constexpr int kNobodyMessageLacksThePath = 12;
   const pid_t pid = ::fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
-    if (::geteuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) ::_exit(10);
+    if (::geteuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) ::_exit(kNobodyCouldNotDropPrivileges);
     interprocess_lock lock(path);
     auto e = error_of([&] { lock.lock(); });
-    if (e.code != std::errc::permission_denied) ::_exit(11);
-    if (e.what.find(path.string()) == std::string::npos) ::_exit(12);
-    ::_exit(0);
+    if (e.code != std::errc::permission_denied) ::_exit(kNobodyGotAnotherError);
+    if (e.what.find(path.string()) == std::string::npos) ::_exit(kNobodyMessageLacksThePath);
+    ::_exit(kNobodyGotPermissionDenied);
   }
   int status = 0;
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(WEXITSTATUS(status), kNobodyGotPermissionDenied);
   EXPECT_FALSE(std::filesystem::exists(path));
 #endif
 }
@@ -243,6 +247,17 @@ TEST(InterprocessLockFork, DoesNotApplyOnWindows) {
 }
 #else
 
+// Exit codes of the fork children below.
+constexpr int kChildLeftTheParentsLockAlone = 0;
+constexpr int kChildUnlockedTheParentsLock = 10;
+constexpr int kChildSaysItOwnsTheParentsLock = 11;
+constexpr int kChildGotTheParentsLock = 12;
+constexpr int kChildLocked = 0;
+constexpr int kChildCouldNotLock = 10;
+constexpr int kChildLockedAndUnlocked = 0;
+constexpr int kChildCouldNotWrite = 10;
+constexpr int kChildCouldNotRead = 11;
+
 TEST(InterprocessLockFork, ChildCannotReleaseTheParentsLock) {
   temp_dir dir;
   const auto path = dir / "lock";
@@ -251,16 +266,18 @@ TEST(InterprocessLockFork, ChildCannotReleaseTheParentsLock) {
   const pid_t pid = ::fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
-    if (error_of([&] { lock->unlock(); }).code != std::errc::operation_not_permitted) ::_exit(10);
-    if (lock->owns_lock()) ::_exit(11);
-    if (lock->try_lock()) ::_exit(12);  // the parent still holds it, and it conflicts with the child
-    lock.reset();                       // the destructor must leave the parent's lock alone
-    ::_exit(0);
+    if (error_of([&] { lock->unlock(); }).code != std::errc::operation_not_permitted)
+      ::_exit(kChildUnlockedTheParentsLock);
+    if (lock->owns_lock()) ::_exit(kChildSaysItOwnsTheParentsLock);
+    if (lock->try_lock())
+      ::_exit(kChildGotTheParentsLock);  // the parent still holds it, and it conflicts with the child
+    lock.reset();                        // the destructor must leave the parent's lock alone
+    ::_exit(kChildLeftTheParentsLockAlone);
   }
   int status = 0;
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(WEXITSTATUS(status), kChildLeftTheParentsLockAlone);
   EXPECT_EQ(run_helper({"try", path.string(), "exclusive"}), helper_busy);
   EXPECT_TRUE(lock->owns_lock());
   lock->unlock();
@@ -276,12 +293,12 @@ TEST(InterprocessLockFork, ChildCanUseAnInheritedObjectOnceTheParentReleases) {
   const pid_t pid = ::fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
-    if (!lock.try_lock()) ::_exit(10);
-    ::_exit(0);  // dies holding it: the kernel releases
+    if (!lock.try_lock()) ::_exit(kChildCouldNotLock);
+    ::_exit(kChildLocked);  // dies holding it: the kernel releases
   }
   int status = 0;
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == kChildLocked);
   EXPECT_TRUE(lock.try_lock());
   lock.unlock();
 }
@@ -301,10 +318,10 @@ TEST(InterprocessLockFork, ChildTakingTheLockDoesNotShareItWithTheParent) {
   if (pid == 0) {
     lock.lock();
     char c = 'L';
-    if (::write(to_parent[1], &c, 1) != 1) ::_exit(10);
-    if (::read(to_child[0], &c, 1) != 1) ::_exit(11);
+    if (::write(to_parent[1], &c, 1) != 1) ::_exit(kChildCouldNotWrite);
+    if (::read(to_child[0], &c, 1) != 1) ::_exit(kChildCouldNotRead);
     lock.unlock();
-    ::_exit(0);
+    ::_exit(kChildLockedAndUnlocked);
   }
   char c = 0;
   ASSERT_EQ(::read(to_parent[0], &c, 1), 1);
@@ -313,7 +330,7 @@ TEST(InterprocessLockFork, ChildTakingTheLockDoesNotShareItWithTheParent) {
   ASSERT_EQ(::write(to_child[1], &c, 1), 1);
   int status = 0;
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == kChildLockedAndUnlocked);
   EXPECT_TRUE(lock.try_lock());
   lock.unlock();
   for (int fd : {to_parent[0], to_parent[1], to_child[0], to_child[1]}) ::close(fd);

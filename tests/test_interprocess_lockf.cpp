@@ -17,6 +17,14 @@ using fasteners::interprocess_lock;
 using fasteners::test::temp_dir;
 
 #ifndef _WIN32
+// Exit codes of the fork children.
+constexpr int kLockfLocked = 0;
+constexpr int kLockfCannotOpen = 2;
+constexpr int kLockfBusy = 3;
+constexpr int kLockfCannotWrite = 4;
+constexpr int kLockfCannotRead = 5;
+constexpr int kChildDidNotExit = 100;
+
 // Runs `body` in a forked child and returns its exit code.
 template <class F>
 int in_child(F body) {
@@ -24,13 +32,13 @@ int in_child(F body) {
   if (pid == 0) ::_exit(body());
   int status = 0;
   ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 100;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : kChildDidNotExit;
 }
 
 int lockf_try(const std::filesystem::path& path) {
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT, 0666);
-  if (fd < 0) return 2;
-  const int result = ::lockf(fd, F_TLOCK, 0) == 0 ? 0 : 3;
+  if (fd < 0) return kLockfCannotOpen;
+  const int result = ::lockf(fd, F_TLOCK, 0) == 0 ? kLockfLocked : kLockfBusy;
   ::close(fd);
   return result;
 }
@@ -44,9 +52,9 @@ TEST(Lockf, OurLockExcludesLockf) {
   const auto path = dir / "lock";
   interprocess_lock lock(path);
   lock.lock();
-  EXPECT_EQ(in_child([&] { return lockf_try(path); }), 3);
+  EXPECT_EQ(in_child([&] { return lockf_try(path); }), kLockfBusy);
   lock.unlock();
-  EXPECT_EQ(in_child([&] { return lockf_try(path); }), 0);
+  EXPECT_EQ(in_child([&] { return lockf_try(path); }), kLockfLocked);
 #endif
 }
 
@@ -63,11 +71,11 @@ TEST(Lockf, LockfExcludesOurLock) {
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     const int fd = ::open(path.c_str(), O_RDWR | O_CREAT, 0666);
-    if (fd < 0 || ::lockf(fd, F_LOCK, 0) != 0) ::_exit(2);
+    if (fd < 0 || ::lockf(fd, F_LOCK, 0) != 0) ::_exit(kLockfCannotOpen);
     char c = 'L';
-    if (::write(ready[1], &c, 1) != 1) ::_exit(3);
-    if (::read(done[0], &c, 1) != 1) ::_exit(4);
-    ::_exit(0);
+    if (::write(ready[1], &c, 1) != 1) ::_exit(kLockfCannotWrite);
+    if (::read(done[0], &c, 1) != 1) ::_exit(kLockfCannotRead);
+    ::_exit(kLockfLocked);
   }
   char c;
   ASSERT_EQ(::read(ready[0], &c, 1), 1);
@@ -76,7 +84,7 @@ TEST(Lockf, LockfExcludesOurLock) {
   ASSERT_EQ(::write(done[1], &c, 1), 1);
   int status = 0;
   ::waitpid(pid, &status, 0);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == kLockfLocked);
   EXPECT_TRUE(lock.try_lock());
   lock.unlock();
   for (int fd : {ready[0], ready[1], done[0], done[1]}) ::close(fd);
