@@ -516,8 +516,7 @@ void run(state* s) {
       }
       if (!s->events.empty()) tick = milliseconds(0);
     }
-    const bool idle = fds.size() == 1;
-    (void)::poll(fds.data(), fds.size(), idle ? -1 : static_cast<int>(tick.count()));
+    (void)::poll(fds.data(), fds.size(), static_cast<int>(tick.count()));
     if ((fds[0].revents & POLLIN) != 0) {
       char buffer[64];
       while (::read(s->wake[0], buffer, sizeof buffer) == static_cast<ssize_t>(sizeof buffer)) {
@@ -575,12 +574,12 @@ void ensure_started(state& s) {
 
 void watch(postgres_backend* backend) {
   state& s = get();
-  {
-    std::lock_guard<std::mutex> guard(s.mutex);
-    ensure_started(s);
-    s.watched.push_back(backend);
-  }
-  wake(s);
+  // No wake-up: the watcher looks at least every tick, and waking it for
+  // every acquisition would cost two context switches per lock (a third of
+  // an uncontended try_lock+unlock over the unix socket).
+  std::lock_guard<std::mutex> guard(s.mutex);
+  ensure_started(s);
+  s.watched.push_back(backend);
 }
 
 void unwatch(postgres_backend* backend) noexcept {
