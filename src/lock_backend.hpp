@@ -33,7 +33,11 @@ class lock_backend {
   // else still held a conflicting lock at `until` (always after at least one
   // try); any other failure throws std::system_error naming the resource.
   // The record calls it only while this process holds nothing through this
-  // back end. It may throw abi::__forced_unwind (pthread_cancel): then it
+  // back end, with one exception: while a helper thread's wait for the
+  // exclusive lock, abandoned by its waiter, is still blocked in lock(), the
+  // record may take, release and keep shared locks through the same back end
+  // (fcntl converts locks of one owner in place; readers must not wait for a
+  // writer that gave up). It may throw abi::__forced_unwind (pthread_cancel): then it
   // holds nothing. Back ends that cannot wait with a deadline (waits_until()
   // false) are called with one_try or no_deadline only, unless the record
   // cannot start a helper thread; then they must wait without hanging past

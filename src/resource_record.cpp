@@ -226,7 +226,7 @@ void resource_record::wake_head() {
 }
 
 void resource_record::release_process_lock_if_unused() {
-  if (!holds_.empty() || mode_ == process_mode::none) return;
+  if (!holds_.empty() || mode_ == process_mode::none || reserved_) return;
   mode_ = process_mode::none;
   backend_->unlock();
 }
@@ -252,9 +252,12 @@ bool resource_record::acquire(const void* object, lock_kind kind, deadline until
                                             : "this thread already holds the exclusive lock on");
   }
 
-  // Nobody queued: take it now if we can.
+  // Take it now if we can. A writer may take a free lock past the queue (the
+  // woken head may not run for a while; eventual fairness bounds that); a
+  // reader may not, so that waiting writers hold back new readers.
   bool just_tried = false;  // the back end said busy a moment ago: the head need not ask again at once
-  if (queue_.empty() && !backend_busy_) {
+  const bool past_abandoned = kind == lock_kind::shared && readers_may_pass_helper();
+  if ((!backend_busy_ || past_abandoned) && !reserved_ && (queue_.empty() || kind == lock_kind::exclusive)) {
     if (mode_ == process_mode::shared && kind == lock_kind::shared) {
       add_hold(object, kind);
       return true;
@@ -265,7 +268,7 @@ bool resource_record::acquire(const void* object, lock_kind kind, deadline until
         add_hold(object, kind);
         return true;
       }
-      just_tried = true;
+      just_tried = queue_.empty();
     }
   }
   if (is_past(until)) return false;
@@ -276,15 +279,31 @@ bool resource_record::acquire(const void* object, lock_kind kind, deadline until
   queue_.push_back(&self);
   try {
     for (;;) {
-      if (queue_.front() == &self) {
-        if (backend_busy_ && helper_ && helper_->adopter == nullptr && helper_->kind == kind) {
+      if (self.granted) {  // a release handed the lock to us
+        reserved_ = false;
+        add_hold(object, kind);
+        leave_queue(&self);
+        return true;
+      }
+      if (queue_.front() == &self && !reserved_) {
+        if (backend_busy_ && helper_ && helper_->adopter == nullptr && helper_->kind == kind &&
+            mode_ == process_mode::none) {
           // A wait that an earlier waiter gave up on is still on: adopt it.
           const bool got = wait_on_helper(guard, &self, kind, until);
           if (got) add_hold(object, kind);
           leave_queue(&self);
           return got;
         }
-        if (!backend_busy_) {
+        if (backend_busy_ && kind == lock_kind::shared && readers_may_pass_helper()) {
+          // A writer of ours gave up, its wait goes on: readers need not
+          // wait for it (separate processes would not either).
+          if (mode_ == process_mode::none && backend_->lock(kind, one_try)) mode_ = process_mode::shared;
+          if (mode_ == process_mode::shared) {
+            add_hold(object, kind);
+            leave_queue(&self);
+            return true;
+          }
+        } else if (!backend_busy_) {
           if (mode_ == process_mode::shared && kind == lock_kind::shared) {
             add_hold(object, kind);
             leave_queue(&self);
@@ -303,8 +322,8 @@ bool resource_record::acquire(const void* object, lock_kind kind, deadline until
         guard.wait(self.wake);
       } else if (!guard.wait_until(self.wake, until)) {
         until = one_try;  // one last look, then give up
-        if (queue_.front() != &self || backend_busy_ || mode_ == process_mode::exclusive ||
-            (mode_ == process_mode::shared && kind == lock_kind::exclusive)) {
+        if (!self.granted && (queue_.front() != &self || backend_busy_ || mode_ == process_mode::exclusive ||
+                              (mode_ == process_mode::shared && kind == lock_kind::exclusive))) {
           leave_queue(&self);
           return false;
         }
@@ -312,6 +331,16 @@ bool resource_record::acquire(const void* object, lock_kind kind, deadline until
     }
   } catch (...) {
     // An error, or pthread_cancel unwinding this thread: leave holding nothing.
+    if (self.granted) {
+      reserved_ = false;
+      leave_queue(&self);
+      try {
+        release_process_lock_if_unused();
+      } catch (...) {
+      }
+      wake_head();
+      throw;
+    }
     if (helper_ && helper_->adopter == &self) {
       if (helper_->done) {
         if (helper_->acquired) {
@@ -405,17 +434,31 @@ void resource_record::on_helper_done(bool acquired, std::exception_ptr error) {
     hw->wake.notify_one();  // it takes the lock (and clears backend_busy_)
     return;
   }
-  // Nobody wants it any more.
+  // Nobody wants it any more. Readers of ours may have come in meanwhile on
+  // the same descriptor: the grant then turned their shared lock into this
+  // exclusive one (fcntl converts a lock of the same owner), so give back
+  // just the exclusive part.
   helper_.reset();
   backend_busy_ = false;
   if (acquired) {
     try {
-      backend_->unlock();
+      if (mode_ == process_mode::shared) {
+        backend_->downgrade();
+      } else {
+        backend_->unlock();
+      }
     } catch (...) {
-      // Nothing holds it in this process; closing the back end frees it at the latest.
+      // Closing the back end frees it at the latest.
     }
   }
   wake_head();
+}
+
+// An abandoned wait for the exclusive lock, still queued in the kernel, that
+// nobody has adopted: readers may pass it.
+bool resource_record::readers_may_pass_helper() {
+  return backend_busy_ && helper_ && helper_->adopter == nullptr && !helper_->done &&
+         helper_->kind == lock_kind::exclusive;
 }
 
 void resource_record::release(const void* object, lock_kind kind) {
@@ -427,6 +470,7 @@ void resource_record::release(const void* object, lock_kind kind) {
   }
   if (--h->count == 0) holds_.erase(holds_.begin() + (h - holds_.data()));
   if (!holds_.empty()) return;
+  if (hand_to_head()) return;
   try {
     release_process_lock_if_unused();
   } catch (...) {
@@ -434,6 +478,22 @@ void resource_record::release(const void* object, lock_kind kind) {
     throw;
   }
   wake_head();
+}
+
+// Eventual fairness: every 0.5 ms at most, the last release of an exclusive
+// hold keeps the process-level lock and hands it to a writer at the head of
+// the queue, which no running thread can then take first.
+bool resource_record::hand_to_head() {
+  if (queue_.empty() || mode_ != process_mode::exclusive || backend_busy_) return false;
+  waiter* head = queue_.front();
+  if (head->kind != lock_kind::exclusive) return false;
+  const auto now = steady_clock::now();
+  if (now < next_fair_handoff_) return false;
+  next_fair_handoff_ = now + std::chrono::microseconds(500);
+  head->granted = true;
+  reserved_ = true;
+  head->wake.notify_one();
+  return true;
 }
 
 void resource_record::downgrade(const void* object) {

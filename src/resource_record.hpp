@@ -4,8 +4,10 @@
 //
 // The record is the only in-process arbiter. It owns the back end, knows
 // which thread holds what through which object, queues the threads that wait
-// (first come, first served, so threads sharing one object are treated as
-// fairly as separate processes), detects self-deadlock, and takes the
+// (first come, first served; a running thread may still take a free lock
+// before the woken head of the queue gets to it, but at least every 0.5 ms a
+// release hands it to the head directly, so nobody waits for ever behind
+// threads that keep coming back), detects self-deadlock, and takes the
 // process-level lock on the first hold and gives it back on the last. No hold
 // is recorded anywhere else: not per object, not per thread.
 //
@@ -119,6 +121,7 @@ class resource_record {
   struct waiter {
     lock_kind kind;
     std::condition_variable wake;
+    bool granted = false;  // handed the lock directly by a release (eventual fairness)
   };
   // A wait for the process-level lock that runs on a helper thread, for back
   // ends that cannot wait with a deadline. It outlives the thread that asked
@@ -152,6 +155,15 @@ class resource_record {
   // without the mutex.
   bool backend_busy_ FASTENERS_GUARDED_BY(mutex_) = false;
   std::shared_ptr<helper_wait> helper_ FASTENERS_GUARDED_BY(mutex_);
+  // The process-level lock is kept for a queue head it was handed to, which
+  // has not woken up yet; nobody else may take it.
+  bool reserved_ FASTENERS_GUARDED_BY(mutex_) = false;
+  // When a release next hands the lock to the head of the queue instead of
+  // letting whoever runs first take it (parking_lot's "eventual fairness").
+  deadline next_fair_handoff_ FASTENERS_GUARDED_BY(mutex_) = deadline::min();
+
+  bool hand_to_head() FASTENERS_REQUIRES(mutex_);
+  bool readers_may_pass_helper() FASTENERS_REQUIRES(mutex_);
 
   // Owned by record_table (its mutex).
   std::size_t users_ = 0;
