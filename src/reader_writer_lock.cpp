@@ -25,26 +25,47 @@
 // a reader that has since taken the same slot may end up releasing each
 // other's registration; the totals still balance.
 //
-// Scanning the table costs a writer 16 to 256 cache lines, so readers set
-// kSlotsInUse before they use a slot, and a writer scans (and clears the bit)
-// only if it is set: alternating writers that see no readers never scan.
+// Slots pay off only once readers overlap: a reader alone counts itself in
+// the state word (one read-modify-write, as std::shared_mutex does); one that
+// meets another reader there sets kSlotsInUse and from then on readers use
+// slots. A writer scans the table only if kSlotsInUse is set, and clears it:
+// alternating readers and writers on one thread never scan.
 //
 // Waiting. A waiter spins for a few microseconds (the holder may be about to
 // let go), then sleeps; nobody polls. Sleepers park in a process-wide table of
-// mutex + condition variable buckets chosen by the lock's address (a small
-// "parking lot", as in WebKit and folly), not in the lock itself: a thread
-// that releases the lock and then wakes sleepers must not touch the lock
-// object after its release, because whoever takes the lock next may destroy
-// it at once. A thread that must wait takes its bucket's mutex, sets
-// kSleepers with a read-modify-write that also tells it whether it still has
-// to wait, and sleeps. Whoever clears kSleepers (always in the same
-// read-modify-write as the release that may let sleepers go) then takes the
-// bucket's mutex and wakes them all; those that still have to wait set
-// kSleepers again. Writers queue in arrival order (queue_head_), and only the
-// head of the queue may claim the lock.
+// buckets chosen by the lock's address (a small "parking lot", as in WebKit,
+// parking_lot and folly), not in the lock itself: a thread that releases the
+// lock and then wakes sleepers must not touch the lock object after its
+// release, because whoever takes the lock next may destroy it at once. Each
+// sleeper is a node on its own stack, queued in its bucket in arrival order,
+// and waits on its own token (a futex word on Linux, else a mutex and
+// condition variable). A thread sets kWritersParked, kReadersParked or
+// kDrainerParked under the bucket's mutex with a read-modify-write that also
+// checks it still has to wait; a release that sees such a bit takes the
+// bucket's mutex and wakes exactly whom the lock now lets in: the first
+// sleeping writer, or else every sleeping reader (the last counted reader
+// wakes the writer draining readers).
+//
+// Fairness. Woken threads race with newcomers for the lock (barging): the
+// lock never stands idle while a sleeper gets onto a CPU, which is what made
+// a strict first-come first-served hand-over a convoy once threads
+// outnumbered cores. So that nobody is overtaken for ever, a release hands
+// the lock over directly, without it ever being free, to the longest waiter
+// for this lock (a writer, or the readers ahead of the first writer) when the
+// bucket's fair-turn timer has run out: every 0.5 to 1 ms, at random, as
+// parking_lot does. A thread woken for nothing sleeps again in the place it
+// had (its ticket), so the longest waiter stays first in line.
+//
+// kWritersParked also holds back new readers. It stays set after the last
+// sleeping writer has been woken, until that writer has settled (taken the
+// lock or gone back to sleep or given up; settle_waiters), so that readers
+// asleep behind it do not get in first.
 #include <fasteners/reader_writer_lock.hpp>
 
-#if defined(__linux__)
+// Sleepers wait on a futex on Linux; elsewhere (or with
+// FASTENERS_RW_PORTABLE_WAIT, to test that path) on a condition variable.
+#if defined(__linux__) && !defined(FASTENERS_RW_PORTABLE_WAIT)
+#define FASTENERS_RW_FUTEX 1
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -136,13 +157,13 @@ struct waiter {
   std::uint32_t grant = kRetry;  // the token to post, chosen under the bucket's mutex
   std::uint64_t ticket = 0;      // place in line, from the first time it slept; 0 until then
   std::atomic<std::uint32_t> token{kAsleep};
-#if !defined(__linux__)
+#if !defined(FASTENERS_RW_FUTEX)
   std::mutex mutex;
   std::condition_variable cv;
 #endif
 };
 
-#if defined(__linux__)
+#if defined(FASTENERS_RW_FUTEX)
 static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(int), "futex word");
 int* futex_word(std::atomic<std::uint32_t>& token) noexcept { return reinterpret_cast<int*>(&token); }
 
@@ -425,8 +446,19 @@ void reader_writer_lock::lock_shared() FASTENERS_NO_THREAD_SAFETY_ANALYSIS {
       return;
     }
   }
+  std::uint32_t state = state_.load(std::memory_order_relaxed);
+  if (r.held_count < kInlineHeld && !r.spilled && (state & ~kReadersParked) == 0) {
+    // No reader inside and none since the last writer: count ourselves in
+    // the state word, as std::shared_mutex does; slots pay off only once
+    // readers overlap.
+    if (state_.compare_exchange_strong(state, state + kOneReader, std::memory_order_acquire,
+                                       std::memory_order_relaxed)) {
+      r.held[r.held_count++] = held_read{this, 1, kCounted};
+      return;
+    }
+  }
   if (r.held_count < kInlineHeld && !r.spilled && r.home_plus_one != 0 &&
-      (state_.load(std::memory_order_relaxed) & (kBlocksReaders | kSlotsInUse)) == kSlotsInUse) {
+      (state & (kBlocksReaders | kSlotsInUse)) == kSlotsInUse) {
     const std::uint32_t home = r.home_plus_one - 1;
     std::atomic<const void*>& slot = g_slots[home].lock;
     const void* expected = nullptr;
@@ -483,6 +515,14 @@ bool reader_writer_lock::lock_shared_impl(std::chrono::steady_clock::time_point 
 std::int32_t reader_writer_lock::enter_shared() noexcept {
   thread_record& r = t_record;
   std::uint32_t state = state_.load(std::memory_order_relaxed);
+  if (state & kBlocksReaders) return kFailed;
+  // Alone: counted, in the state word. A reader that meets another (or
+  // loses a race for the word) turns on the slots for everyone, until the
+  // next writer turns them off again.
+  if (!(state & kSlotsInUse) && counted_readers(state) == 0 &&
+      state_.compare_exchange_strong(state, state + kOneReader, std::memory_order_acquire, std::memory_order_relaxed)) {
+    return kCounted;
+  }
   if (state & kBlocksReaders) return kFailed;
   const std::size_t home = home_slot(r);
   for (std::size_t probe = 0; probe < kProbes;) {
@@ -586,6 +626,11 @@ void reader_writer_lock::unlock_shared() FASTENERS_NO_THREAD_SAFETY_ANALYSIS {
   } else if (where == kUnderWrite) {
     return;
   }
+  std::uint32_t state = state_.load(std::memory_order_relaxed);
+  if (!(state & kDrainerParked) &&
+      state_.compare_exchange_strong(state, state - kOneReader, std::memory_order_release, std::memory_order_relaxed)) {
+    return;
+  }
   release_counted_reader();
 }
 
@@ -629,7 +674,21 @@ void reader_writer_lock::release_counted_reader() noexcept {
 
 // --- Write side -------------------------------------------------------------
 
-void reader_writer_lock::lock() FASTENERS_NO_THREAD_SAFETY_ANALYSIS { lock_exclusive(kForever, true); }
+// The common case first: nobody holds it, no reader has been in since the
+// last writer, and the calling thread reads no lock at all (so it is not a
+// reader of this one).
+void reader_writer_lock::lock() FASTENERS_NO_THREAD_SAFETY_ANALYSIS {
+  const thread_record& r = t_record;
+  std::uint32_t state = state_.load(std::memory_order_relaxed);
+  if ((state & ~kParked) == 0 && r.held_count == 0 && !r.spilled &&
+      state_.compare_exchange_strong(state, state | kWriteLocked, std::memory_order_acquire,
+                                     std::memory_order_relaxed)) {
+    writer_.store(self(), std::memory_order_relaxed);
+    write_depth_ = 1;
+    return;
+  }
+  lock_exclusive(kForever, true);
+}
 
 bool reader_writer_lock::try_lock() FASTENERS_NO_THREAD_SAFETY_ANALYSIS { return lock_exclusive(kForever, false); }
 
@@ -810,6 +869,12 @@ void reader_writer_lock::unlock() FASTENERS_NO_THREAD_SAFETY_ANALYSIS {
                 "fasteners::reader_writer_lock::unlock: the calling thread does not hold the write lock");
   }
   if (--write_depth_ != 0) return;
+  const thread_record& r = t_record;
+  if (r.held_count == 0 && !r.spilled) {
+    writer_.store(nullptr, std::memory_order_relaxed);
+    release_write(0, true);
+    return;
+  }
   // A writer that still holds a read lock keeps it: it gets a counted
   // registration in the same step that releases the write lock.
   held_read* h = find_held(this);

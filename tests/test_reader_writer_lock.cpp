@@ -1092,6 +1092,8 @@ TEST(ReaderWriterLock, ReadersNeverSeeAHalfWrite) {
 static_assert(!std::is_copy_constructible_v<reader_writer_lock>);
 static_assert(!std::is_move_constructible_v<reader_writer_lock>);
 static_assert(std::is_default_constructible_v<reader_writer_lock>);
+// The header promises 16 bytes: the queue of sleepers lives in the parking lot, not in the lock.
+static_assert(sizeof(reader_writer_lock) <= 16);
 static_assert(
     std::is_same_v<decltype(std::declval<reader_writer_lock&>().read_lock()), std::shared_lock<reader_writer_lock>>);
 static_assert(

@@ -38,10 +38,11 @@
 //   * a lock must outlive every thread's hold on it; a thread that exits while
 //     holding it leaves it held forever, as with any mutex.
 //
-// Cost: an uncontended read lock and unlock is one atomic read-modify-write
-// each on a cache line that belongs to the calling thread, so readers on
-// different cores do not slow each other down. A writer pays for that: taking
-// the write lock after readers have been active scans a small process-wide
+// Cost: a read lock and unlock is one atomic read-modify-write each, on the
+// lock itself while a thread reads alone, and on a cache line that belongs to
+// the calling thread as soon as readers overlap, so readers on different
+// cores do not slow each other down. A writer pays for that: taking the write
+// lock after overlapping readers have been active scans a small process-wide
 // table (16 to 256 cache lines, by core count). Waiters spin for a few
 // microseconds, then sleep until woken (a futex on Linux); a release wakes
 // one writer, or the readers, never everyone; nobody polls. The object itself
