@@ -203,7 +203,8 @@ std::uint32_t wait_for_token(waiter& w, std::chrono::steady_clock::time_point de
   while (w.token.load(std::memory_order_acquire) == kAsleep) {
     if (deadline == std::chrono::steady_clock::time_point::max()) {
       w.cv.wait(guard);
-    } else if (w.cv.wait_until(guard, deadline) == std::cv_status::timeout) {
+    } else if (deadline <= std::chrono::steady_clock::now() ||  // wait_until(min()) overflows on mingw-w64
+               w.cv.wait_until(guard, deadline) == std::cv_status::timeout) {
       break;
     }
   }

@@ -65,7 +65,11 @@ class FASTENERS_SCOPED_CAPABILITY record_guard {
   void lock() FASTENERS_ACQUIRE() { lock_.lock(); }
   void wait(std::condition_variable& cv) { cv.wait(lock_); }
   // False on timeout.
+  // A deadline already past returns at once: some libraries' wait_until
+  // overflows converting time_point::min() to another clock, and waits for
+  // ever (mingw-w64's libstdc++).
   bool wait_until(std::condition_variable& cv, deadline until) {
+    if (until <= std::chrono::steady_clock::now()) return false;
     return cv.wait_until(lock_, until) == std::cv_status::no_timeout;
   }
 
