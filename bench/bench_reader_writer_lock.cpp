@@ -1,18 +1,39 @@
-// reader_writer_lock against the usual reader-writer locks and a plain mutex.
+// reader_writer_lock against the usual reader-writer locks.
 //
-//   bench_reader_writer_lock --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//   bench_reader_writer_lock --benchmark_repetitions=7 --benchmark_enable_random_interleaving=true
+//
+//   bench_reader_writer_lock --matrix 7 20 matrix.json
+//
+// The matrix (--matrix ROUNDS RUN_MS [OUT]): 1, 2, 4 and 8 threads, each
+// doing operations of which 0, 1, 10, 50 or 100 % are writes, spread evenly
+// (not at random, so that every lock sees the same sequence). An operation
+// is: lock, touch one shared counter, unlock. Times are wall time per
+// operation over all threads (the inverse of the throughput). Without
+// --matrix: the uncontended read and write pairs, with Google Benchmark.
 //
 // Peers that were not found at build time (absl::Mutex, boost::shared_mutex)
-// are left out. The results table lives in docs/PERFORMANCE.md.
+// are left out. bench/run runs the repetitions interleaved at random and
+// bench/report.py turns them into docs/PERFORMANCE.md.
 #include <fasteners/reader_writer_lock.hpp>
 
 #include <benchmark/benchmark.h>
 
+#if !defined(_WIN32)
+#include <pthread.h>
+#endif
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdint>
-#include <mutex>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 #include <utility>
+#include <vector>
 
 #if defined(FASTENERS_BENCH_HAVE_ABSL)
 #include <absl/synchronization/mutex.h>
@@ -23,6 +44,25 @@
 
 namespace {
 
+#if !defined(_WIN32)
+// The POSIX rwlock with its defaults (glibc: readers preferred), without the
+// standard wrapper.
+class posix_rwlock {
+ public:
+  posix_rwlock() { pthread_rwlock_init(&lock_, nullptr); }
+  ~posix_rwlock() { pthread_rwlock_destroy(&lock_); }
+  posix_rwlock(const posix_rwlock&) = delete;
+  posix_rwlock& operator=(const posix_rwlock&) = delete;
+  void lock() { pthread_rwlock_wrlock(&lock_); }
+  void unlock() { pthread_rwlock_unlock(&lock_); }
+  void lock_shared() { pthread_rwlock_rdlock(&lock_); }
+  void unlock_shared() { pthread_rwlock_unlock(&lock_); }
+
+ private:
+  pthread_rwlock_t lock_;
+};
+#endif
+
 // Read and write operations under one spelling.
 template <class L>
 struct ops {
@@ -30,14 +70,6 @@ struct ops {
   static void read_unlock(L& l) { l.unlock_shared(); }
   static void write_lock(L& l) { l.lock(); }
   static void write_unlock(L& l) { l.unlock(); }
-};
-// A plain mutex: readers take it exclusively.
-template <>
-struct ops<std::mutex> {
-  static void read_lock(std::mutex& l) { l.lock(); }
-  static void read_unlock(std::mutex& l) { l.unlock(); }
-  static void write_lock(std::mutex& l) { l.lock(); }
-  static void write_unlock(std::mutex& l) { l.unlock(); }
 };
 #if defined(FASTENERS_BENCH_HAVE_ABSL)
 template <>
@@ -80,66 +112,160 @@ void uncontended_write(benchmark::State& state) {
   }
 }
 
-template <class L>
-struct shared_state {
-  L lock;
-  guarded_data data;
+// --- The matrix ----------------------------------------------------------------
+//
+// Google Benchmark times each thread on its own and averages; with more
+// threads than cores, threads that run one after another in separate time
+// slices then look faster than they are. So the matrix has its own harness:
+// T threads start together, each does a fixed number of operations, and the
+// time is from the start to the moment the last one finishes, divided by all
+// the operations done. A lock that starves some thread pays for it here.
+
+struct alignas(128) padded_time {
+  std::chrono::steady_clock::time_point value;
 };
 
-// Every thread reads one lock as fast as it can: the case a reader-writer
-// lock is for. Reported as real time per read lock+unlock per thread; look at
-// items_per_second for the total.
 template <class L>
-void all_readers(benchmark::State& state) {
-  static shared_state<L> shared;
-  for (auto _ : state) {
-    ops<L>::read_lock(shared.lock);
-    benchmark::DoNotOptimize(std::as_const(shared.data).value);
-    ops<L>::read_unlock(shared.lock);
-  }
-  state.SetItemsProcessed(state.iterations());
-}
-
-// Nine reads to one write.
-template <class L>
-void mixed_90_10(benchmark::State& state) {
-  static shared_state<L> shared;
-  std::uint32_t i = 0;
-  for (auto _ : state) {
-    if (++i % 10 == 0) {
-      ops<L>::write_lock(shared.lock);
-      ++shared.data.value;
-      benchmark::ClobberMemory();
-      ops<L>::write_unlock(shared.lock);
-    } else {
-      ops<L>::read_lock(shared.lock);
-      benchmark::DoNotOptimize(std::as_const(shared.data).value);
-      ops<L>::read_unlock(shared.lock);
+struct matrix_cell {
+  static double run(int threads, std::uint32_t write_percent, std::uint64_t ops_per_thread) {
+    alignas(128) static L lock;
+    static guarded_data data;
+    std::atomic<int> ready{0};
+    std::atomic<bool> go{false};
+    std::vector<padded_time> finished(static_cast<std::size_t>(threads));
+    std::vector<std::thread> workers;
+    for (int t = 0; t < threads; ++t) {
+      workers.emplace_back([&, t] {
+        // Threads start at different points of the pattern, so that their
+        // writes do not come in step.
+        std::uint32_t credit = static_cast<std::uint32_t>(t) * 37 % 100;
+        ready.fetch_add(1);
+        while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
+        for (std::uint64_t i = 0; i < ops_per_thread; ++i) {
+          credit += write_percent;
+          if (credit >= 100) {
+            credit -= 100;
+            ops<L>::write_lock(lock);
+            ++data.value;
+            benchmark::ClobberMemory();
+            ops<L>::write_unlock(lock);
+          } else {
+            ops<L>::read_lock(lock);
+            benchmark::DoNotOptimize(std::as_const(data).value);
+            ops<L>::read_unlock(lock);
+          }
+        }
+        finished[static_cast<std::size_t>(t)].value = std::chrono::steady_clock::now();
+      });
     }
+    while (ready.load() != threads) std::this_thread::yield();
+    const auto start = std::chrono::steady_clock::now();
+    go.store(true, std::memory_order_release);
+    for (auto& w : workers) w.join();
+    auto last = start;
+    for (const auto& f : finished) last = std::max(last, f.value);
+    const double ns = static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(last - start).count());
+    return ns / static_cast<double>(ops_per_thread * static_cast<std::uint64_t>(threads));
   }
-  state.SetItemsProcessed(state.iterations());
+};
+
+struct matrix_entry {
+  std::string lock;
+  int threads;
+  std::uint32_t writes;
+  double (*run)(int, std::uint32_t, std::uint64_t);
+  std::uint64_t ops_per_thread = 0;
+  std::vector<double> ns_per_op;
+};
+
+template <class L>
+void add_matrix(std::vector<matrix_entry>& entries, const std::string& name) {
+  for (std::uint32_t writes : {0u, 1u, 10u, 50u, 100u}) {
+    for (int threads : {1, 2, 4, 8})
+      entries.push_back(matrix_entry{name, threads, writes, &matrix_cell<L>::run, 0, {}});
+  }
+}
+
+// Every cell of every lock, `rounds` times, in a fresh random order each
+// round; each run lasts about `run_ms`. Writes JSON to `out_path` (or stdout).
+// The best repetition: other work on a shared machine only ever adds time.
+double best(const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); }
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 template <class L>
-void register_all(const std::string& name) {
-  benchmark::RegisterBenchmark(("uncontended_read/" + name).c_str(), uncontended_read<L>);
-  benchmark::RegisterBenchmark(("uncontended_write/" + name).c_str(), uncontended_write<L>);
-  benchmark::RegisterBenchmark(("all_readers/" + name).c_str(), all_readers<L>)->Threads(1)->Threads(2)->UseRealTime();
-  benchmark::RegisterBenchmark(("mixed_90_10/" + name).c_str(), mixed_90_10<L>)->Threads(1)->Threads(2)->UseRealTime();
+void register_all(std::vector<matrix_entry>& entries, const std::string& name) {
+  add_matrix<L>(entries, name);
+  benchmark::RegisterBenchmark(("uncontended_read/" + name).c_str(), uncontended_read<L>)
+      ->ComputeStatistics("min", best);
+  benchmark::RegisterBenchmark(("uncontended_write/" + name).c_str(), uncontended_write<L>)
+      ->ComputeStatistics("min", best);
+}
+
+std::vector<matrix_entry> g_matrix;
+
+int run_matrix(int rounds, double run_ms, const char* out_path) {
+  std::vector<matrix_entry>& entries = g_matrix;
+  // Calibrate: a short probe tells how many operations make a run of run_ms.
+  for (matrix_entry& e : entries) {
+    const double ns = e.run(e.threads, e.writes, 2000);
+    const double total = run_ms * 1e6 / std::max(ns, 0.1);
+    e.ops_per_thread = std::max<std::uint64_t>(200, static_cast<std::uint64_t>(total / e.threads));
+  }
+  std::vector<std::size_t> order(entries.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::mt19937 random(12345);
+  for (int round = 0; round < rounds; ++round) {
+    std::shuffle(order.begin(), order.end(), random);
+    for (std::size_t i : order) {
+      matrix_entry& e = entries[i];
+      e.ns_per_op.push_back(e.run(e.threads, e.writes, e.ops_per_thread));
+    }
+    std::fprintf(stderr, "matrix: round %d of %d done\n", round + 1, rounds);
+  }
+  std::FILE* out = out_path != nullptr ? std::fopen(out_path, "w") : stdout;
+  if (out == nullptr) {
+    std::perror(out_path);
+    return 1;
+  }
+  std::fprintf(out, "{\n  \"rounds\": %d,\n  \"run_ms\": %.1f,\n  \"matrix\": [\n", rounds, run_ms);
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const matrix_entry& e = entries[i];
+    std::fprintf(out, "    {\"lock\": \"%s\", \"threads\": %d, \"writes\": %u, \"ops_per_thread\": %llu, ",
+                 e.lock.c_str(), e.threads, e.writes, static_cast<unsigned long long>(e.ops_per_thread));
+    std::fprintf(out, "\"best_ns\": %.3f, \"median_ns\": %.3f, \"runs_ns\": [", best(e.ns_per_op), median(e.ns_per_op));
+    for (std::size_t j = 0; j < e.ns_per_op.size(); ++j)
+      std::fprintf(out, "%s%.3f", j != 0 ? ", " : "", e.ns_per_op[j]);
+    std::fprintf(out, "]}%s\n", i + 1 < entries.size() ? "," : "");
+  }
+  std::fprintf(out, "  ]\n}\n");
+  if (out != stdout) std::fclose(out);
+  return 0;
 }
 
 }  // namespace
 
+// `--matrix ROUNDS RUN_MS [OUT.json]` runs the matrix instead of the
+// Google Benchmark cases.
 int main(int argc, char** argv) {
-  register_all<fasteners::reader_writer_lock>("fasteners::reader_writer_lock");
-  register_all<std::shared_mutex>("std::shared_mutex");
-  register_all<std::mutex>("std::mutex");
+  register_all<fasteners::reader_writer_lock>(g_matrix, "fasteners::reader_writer_lock");
+  register_all<std::shared_mutex>(g_matrix, "std::shared_mutex");
+#if !defined(_WIN32)
+  register_all<posix_rwlock>(g_matrix, "pthread_rwlock");
+#endif
 #if defined(FASTENERS_BENCH_HAVE_ABSL)
-  register_all<absl::Mutex>("absl::Mutex");
+  register_all<absl::Mutex>(g_matrix, "absl::Mutex");
 #endif
 #if defined(FASTENERS_BENCH_HAVE_BOOST_THREAD)
-  register_all<boost::shared_mutex>("boost::shared_mutex");
+  register_all<boost::shared_mutex>(g_matrix, "boost::shared_mutex");
 #endif
+  if (argc >= 4 && std::string(argv[1]) == "--matrix") {
+    return run_matrix(std::atoi(argv[2]), std::atof(argv[3]), argc >= 5 ? argv[4] : nullptr);
+  }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -1,4 +1,4 @@
-"""Turns bench/run's results into docs/PERFORMANCE.md, docs/handoff.svg and docs/scaling.svg.
+"""Turns bench/run's results into docs/PERFORMANCE.md, docs/handoff.svg, docs/scaling.svg and docs/rw_matrix.svg.
 
     report.py --results DIR --docs DIR [--root DIR] [--load-before L] [--load-after L] [--seconds S]
 
@@ -273,46 +273,166 @@ plot %s
 """ % (os.path.join(docs, "scaling.svg"), contention["seconds"], ", ".join(str(n) for n in counts), ", ".join(plots)))
 
 
-def reader_writer_section(rw):
-    """bench_reader_writer_lock's results, one row per case and one column per lock when its names read
-    case/lock[/suffix...]; each peer's cell also gives fasteners' time as a multiple of the peer's."""
-    cases, locks, cell = [], [], {}
-    for name, v in rw.items():
-        parts = name.split("/")
-        if len(parts) < 2:
-            break
-        case = "/".join([parts[0]] + parts[2:])
-        if case not in cases:
-            cases.append(case)
-        if parts[1] not in locks:
-            locks.append(parts[1])
-        cell[(case, parts[1])] = v["median"]
-    else:
-        ours = next((l for l in locks if l.startswith("fasteners")), None)
-        if ours:
-            locks.remove(ours)
-            locks.insert(0, ours)
-            rows = []
-            for case in cases:
-                row = [case.replace("/real_time", "")]
-                mine = cell.get((case, ours))
-                for lock in locks:
-                    value = cell.get((case, lock))
-                    if value is None:
-                        row.append("—")
-                    elif lock == ours:
-                        row.append(ns(value))
-                    else:
-                        row.append("%s (%s)" % (ns(value), ratio(mine / value if mine and value else None)))
+RW_OURS = "fasteners::reader_writer_lock"
+RW_STD = "std::shared_mutex"
+RW_LOCKS = [RW_OURS, RW_STD, "pthread_rwlock", "absl::Mutex", "boost::shared_mutex"]
+RW_TARGET_CELL = 1.0  # every cell of the matrix at most this × std::shared_mutex
+RW_TARGET_TWO_READERS = 0.5
+RW_TARGET_UNCONTENDED = 0.9
+RW_STYLES = {
+    RW_OURS: "lc rgb '#1f77b4' pt 7",
+    RW_STD: "lc rgb '#000000' pt 5",
+    "pthread_rwlock": "lc rgb '#999999' pt 4",
+    "absl::Mutex": "lc rgb '#2ca02c' pt 9",
+    "boost::shared_mutex": "lc rgb '#d62728' pt 11",
+}
+
+
+def rw_matrix_chart(results, docs, cells, locks, counts, writes):
+    """docs/rw_matrix.svg: time per operation in every cell, one line per lock (log scale)."""
+    data = os.path.join(results, "rw_matrix.dat")
+    keys = [(t, wr) for t in counts for wr in writes]
+    with open(data, "w") as out:
+        for i, key in enumerate(keys):
+            out.write(" ".join([str(i)] + ["%.3f" % cells[key + (l,)]["best_ns"] if key + (l,) in cells else "NaN"
+                                           for l in locks]) + "\n")
+    # gnuplot reads tic labels as formats: a literal percent sign is %%.
+    xtics = ", ".join("'%d×%d%%%%' %d" % (t, wr, i) for i, (t, wr) in enumerate(keys))
+    plots = ["'%s' using 1:%d with linespoints lw 2 ps 0.8 %s title '%s'" % (data, i + 2, RW_STYLES.get(l, ""), l)
+             for i, l in enumerate(locks)]
+    return gnuplot("""set terminal svg size 1000,520 dynamic font 'sans,12' background '#ffffff'
+set encoding utf8
+set termoption noenhanced
+set output '%s'
+set title 'Inter-thread reader-writer locks: time per operation, best of the rounds (lower is better)'
+set logscale y 10
+set xtics (%s) rotate by -60
+set xlabel 'threads × share of writes'
+set ylabel 'ns per operation, all threads (log scale)'
+set grid ytics mytics xtics
+set key outside below horizontal maxcols 5 noenhanced
+plot %s
+""" % (os.path.join(docs, "rw_matrix.svg"), xtics, ", ".join(plots)))
+
+
+def reader_writer_section(rw, matrix, results, docs):
+    """bench_reader_writer_lock: the uncontended pairs (Google Benchmark) and the threads × writes matrix.
+    Returns (markdown lines, chart drawn?)."""
+    lines = []
+    w = lines.append
+
+    def div(a, b):
+        return a / b if a is not None and b else None
+
+    cells = {}
+    for e in (matrix or {}).get("matrix", []):
+        cells[(e["threads"], e["writes"], e["lock"])] = e
+    locks = [l for l in RW_LOCKS if any(k[2] == l for k in cells)]
+    locks += sorted({k[2] for k in cells} - set(locks))
+    counts = sorted({k[0] for k in cells})
+    writes = sorted({k[1] for k in cells})
+
+    def cell_ratio(t, wr, which="best_ns"):
+        o, s = cells.get((t, wr, RW_OURS)), cells.get((t, wr, RW_STD))
+        return div(o and o[which], s and s[which])
+
+    def unc(case, lock, which="best"):
+        v = rw.get("%s/%s" % (case, lock))
+        return v[which] if v else None
+
+    # ---- targets
+    rows = []
+    ratios = [(cell_ratio(t, wr), t, wr) for t in counts for wr in writes if cell_ratio(t, wr) is not None]
+    if ratios:
+        met = [r for r in ratios if r[0] <= RW_TARGET_CELL]
+        worst = max(ratios)
+        rows.append(["Every cell ≤ %.1f× `std::shared_mutex` (best of the rounds)" % RW_TARGET_CELL,
+                     "%d of %d cells; worst %s at %d threads, %d %% writes" %
+                     (len(met), len(ratios), ratio(worst[0]), worst[1], worst[2]),
+                     status(len(met) == len(ratios))])
+        missed = sorted((r for r in ratios if r[0] > RW_TARGET_CELL), reverse=True)
+        if missed:
+            rows.append(["… cells over %.1f× (best / median)" % RW_TARGET_CELL,
+                         "; ".join("%d×%d%%: %s / %s" % (t, wr, ratio(r), ratio(cell_ratio(t, wr, "median_ns")))
+                                   for r, t, wr in missed), ""])
+    two = cell_ratio(2, 0)
+    if two is not None:
+        rows.append(["Two reading threads ≤ %.1f×" % RW_TARGET_TWO_READERS, ratio(two),
+                     status(two <= RW_TARGET_TWO_READERS)])
+    for case, label in [("uncontended_read", "read"), ("uncontended_write", "write")]:
+        r = div(unc(case, RW_OURS), unc(case, RW_STD))
+        if r is not None:
+            rows.append(["Uncontended %s ≤ %.1f×" % (label, RW_TARGET_UNCONTENDED),
+                         "%s (%s vs %s)" % (ratio(r), ns(unc(case, RW_OURS)), ns(unc(case, RW_STD))),
+                         status(r <= RW_TARGET_UNCONTENDED)])
+    if rows:
+        w("Targets (issue 11), ratios of `fasteners::reader_writer_lock` to `std::shared_mutex` measured side by "
+          "side in this run:")
+        w("")
+        w(table(["Target", "Measured", ""], rows))
+        w("")
+
+    # ---- uncontended
+    if rw:
+        w("### Uncontended")
+        w("")
+        w("One thread, lock + unlock, nobody else (Google Benchmark; best and median of its repetitions).")
+        w("")
+        unc_locks = [l for l in locks if unc("uncontended_read", l) is not None] or \
+            sorted({n.split("/", 1)[1] for n in rw if "/" in n})
+        rows = []
+        for case in ["uncontended_read", "uncontended_write"]:
+            row = [case.replace("_", " ")]
+            for l in unc_locks:
+                best, med = unc(case, l), unc(case, l, "median")
+                row.append("—" if best is None else "%s / %s" % (ns(best), ns(med)))
+            rows.append(row)
+        w(table(["Best / median"] + ["`%s`" % l for l in unc_locks], rows))
+        w("")
+
+    # ---- matrix
+    if cells:
+        w("### Threads × share of writes")
+        w("")
+        w("`bench_reader_writer_lock --matrix`: T threads start together on one lock; each does a fixed number of "
+          "operations (lock, touch one shared counter, unlock), of which the given share are writes, spread "
+          "evenly. The time is from the start until the last thread is done, divided by all operations: the "
+          "inverse of the throughput, and a lock that starves one thread pays for it. Every cell of every lock "
+          "runs once per round (about %.0f ms), in a fresh random order each round, %d rounds; the table gives "
+          "the best round (other work on a shared machine only ever adds time) and, for the ratios, the median "
+          "too. The machine has %s CPUs, so 4 and 8 threads are oversubscribed." %
+          (matrix.get("run_ms", 0), matrix.get("rounds", 0), os.cpu_count()))
+        w("")
+        header = ["Threads", "Writes"] + ["`%s`" % l for l in locks] + ["ours ÷ std (best)", "ours ÷ std (median)"]
+        rows = []
+        for t in counts:
+            for wr in writes:
+                row = [t, "%d %%" % wr]
+                for l in locks:
+                    c = cells.get((t, wr, l))
+                    row.append(ns(c["best_ns"]) if c else "—")
+                r, m = cell_ratio(t, wr), cell_ratio(t, wr, "median_ns")
+                row.append(("**%s**" % ratio(r)) if r is not None and r > RW_TARGET_CELL else ratio(r))
+                row.append(ratio(m))
                 rows.append(row)
-            return ("`bench/bench_reader_writer_lock.cpp`, the inter-thread lock's own benchmark: median of its "
-                    "repetitions, time per operation. In a peer's column, the bracket is fasteners' time as a "
-                    "multiple of that peer's (below 1.00× fasteners is faster).\n\n" +
-                    table(["Case"] + ["`%s`" % l for l in locks], rows))
-    return ("`bench/bench_reader_writer_lock.cpp`, median of its repetitions.\n\n" +
-            table(["Benchmark", "Time", "±"],
-                  [[name, ns(v["median"]), "±%.0f%%" % (100 * v["cv"]) if v["cv"] is not None else ""]
-                   for name, v in rw.items()]))
+        w(table(header, rows))
+        w("")
+        drawn = rw_matrix_chart(results, docs, cells, locks, counts, writes)
+        if drawn:
+            w("![reader-writer lock matrix](rw_matrix.svg)")
+            w("")
+        w("What limits the rest. Uncontended, both locks do the same two atomic read-modify-writes per pair; "
+          "`reader_writer_lock` adds its per-thread record of read holds (what lets a reader re-enter past "
+          "waiting writers and makes read→write a reported error rather than a hang), so parity, not a 10 % "
+          "lead, is what is left to win there. With more threads than the 2 cores, what a cell measures is "
+          "mostly the scheduler: whether the thread holding the lock is preempted, and how many sleepers a "
+          "release has to wake (one here: a writer, or the readers). Cells within ±20 % of 1.00× move "
+          "across that band from one run to the next on a shared machine (compare best and median); "
+          "with other work on the cores, threads meant to run side by side often run one after the other, "
+          "which hides the cost of sharing a cache line (the two-reader cell shows it most).")
+        w("")
+        return lines, drawn
+    return lines, False
 
 
 # --- the document ---------------------------------------------------------------------
@@ -335,6 +455,7 @@ def main():
     handoff = load_json(os.path.join(R, "handoff.json"))
     contention = load_json(os.path.join(R, "contention.json"))
     rwl = load_json(os.path.join(R, "bench_reader_writer_lock.json"))
+    rw_matrix = load_json(os.path.join(R, "rw_matrix.json"))
 
     def t(name, which="best"):
         return gb[name][which] if name in gb else None
@@ -586,13 +707,14 @@ def main():
     w("")
 
     # ---- inter-thread reader_writer_lock
-    if rwl:
-        rw = gbench_times(rwl)
-        if rw:
-            w("## Inter-thread reader_writer_lock")
-            w("")
-            w(reader_writer_section(rw))
-            w("")
+    rw_chart = False
+    if rwl or rw_matrix:
+        rw_lines, rw_chart = reader_writer_section(gbench_times(rwl) if rwl else {}, rw_matrix, R, args.docs)
+        w("## Inter-thread reader_writer_lock")
+        w("")
+        for line in rw_lines:
+            w(line)
+        w("")
 
     # ---- what limits us
     w("## What limits us")
@@ -639,6 +761,8 @@ def main():
         charts.append("handoff.svg")
     if contention and scaling_chart(R, args.docs, contention):
         charts.append("scaling.svg")
+    if rw_chart:
+        charts.append("rw_matrix.svg")
     with open(os.path.join(args.docs, "PERFORMANCE.md"), "w") as f:
         f.write("\n".join(out))
     print("wrote %s and %s" % (os.path.join(args.docs, "PERFORMANCE.md"), ", ".join(charts) or "no charts"))
