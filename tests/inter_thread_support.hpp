@@ -61,11 +61,21 @@ template <class L>
 constexpr bool has_shared_mode =
     !std::is_same_v<L, std::mutex> && !std::is_same_v<L, std::timed_mutex> && !std::is_same_v<L, interprocess_lock>;
 
-// Every lock the helpers promise to accept.
+// Every lock the helpers promise to accept. Not std::shared_mutex on
+// Windows: mingw-w64 builds it on winpthreads' pthread_rwlock_t, which under
+// wine 8 lets two writers in (Locked/std_shared_mutex.CallsExcludeEachOther
+// failed 12 of 30 repeats, reader_writer_lock 0 of 30): the platform's lock
+// is broken there, and testing our helpers on it tests nothing of ours.
+#ifdef _WIN32
+using all_lock_types =
+    ::testing::Types<std::mutex, reader_writer_lock, interprocess_lock, interprocess_reader_writer_lock>;
+using shared_lock_types = ::testing::Types<reader_writer_lock, interprocess_reader_writer_lock>;
+#else
 using all_lock_types = ::testing::Types<std::mutex, std::shared_mutex, reader_writer_lock, interprocess_lock,
                                         interprocess_reader_writer_lock>;
 // Those with a shared (read) mode.
 using shared_lock_types = ::testing::Types<std::shared_mutex, reader_writer_lock, interprocess_reader_writer_lock>;
+#endif
 // TimedLockable ones. ThreadSanitizer before LLVM 15 does not intercept
 // pthread_mutex_clocklock, which std::timed_mutex::try_lock_for uses, and then
 // reports the unlock as an unlock of an unlocked mutex; leave it out there.

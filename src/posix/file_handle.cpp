@@ -52,8 +52,19 @@ syscalls& syscall_table() noexcept {
 }
 
 void throw_error(int error, const std::string& what, const std::filesystem::path& path) {
-  throw std::system_error(error, std::system_category(), "fasteners: " + what + " '" + path.string() + "'");
+  throw std::system_error(error, std::system_category(), describe(what, path));
 }
+
+namespace {
+// What a non-regular file is, for the message (fasten shows it as it is).
+const char* kind_of(mode_t mode) noexcept {
+  if (S_ISDIR(mode)) return "lock file is a directory, not a regular file";
+  if (S_ISFIFO(mode)) return "lock file is a FIFO, not a regular file";
+  if (S_ISSOCK(mode)) return "lock file is a socket, not a regular file";
+  if (S_ISCHR(mode) || S_ISBLK(mode)) return "lock file is a device, not a regular file";
+  return "lock file is not a regular file";
+}
+}  // namespace
 
 int open_lock_file(const std::filesystem::path& path, const interprocess_options& options, file_id& id) {
   check_lock_file_path(path);
@@ -73,7 +84,13 @@ int open_lock_file(const std::filesystem::path& path, const interprocess_options
     }
     fd = open_once(path, flags, mode);
   }
-  if (fd < 0) refuse(-fd, fd == -ELOOP ? "lock file is a symbolic link" : "cannot open lock file", path);
+  if (fd < 0) {
+    refuse(-fd,
+           fd == -ELOOP    ? "lock file is a symbolic link (not followed)"
+           : fd == -EISDIR ? "cannot open lock file: it is a directory"
+                           : "cannot open lock file",
+           path);
+  }
   struct stat st {};
   if (syscall_table().fstat(fd, &st) != 0) {
     const int error = errno;
@@ -82,7 +99,7 @@ int open_lock_file(const std::filesystem::path& path, const interprocess_options
   }
   if (!S_ISREG(st.st_mode)) {
     syscall_table().close(fd);
-    refuse(EINVAL, "lock file is not a regular file", path);
+    refuse(EINVAL, kind_of(st.st_mode), path);
   }
   made.keep();
   id.device = static_cast<std::uint64_t>(st.st_dev);
