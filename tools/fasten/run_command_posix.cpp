@@ -54,6 +54,95 @@ bool command_can_inherit_lock() noexcept {
 #endif
 }
 
+namespace {
+
+// Signal dispositions around the command: SIGCHLD at its default (waitpid()
+// needs it not ignored), the relayed signals caught and sent on to the
+// command. Signals stay blocked from before fork() until command_pid is set,
+// so none is lost in between. Ignored signals stay ignored, for the command
+// too (a background job's SIGINT, nohup's SIGHUP).
+class signal_relay {
+ public:
+  signal_relay() {
+    struct sigaction child_default {};
+    child_default.sa_handler = SIG_DFL;
+    sigemptyset(&child_default.sa_mask);
+    ::sigaction(SIGCHLD, &child_default, &child_saved_);
+    sigset_t relayed;
+    sigemptyset(&relayed);
+    for (int sig : relayed_signals) sigaddset(&relayed, sig);
+    ::sigprocmask(SIG_BLOCK, &relayed, &saved_mask_);
+    for (std::size_t k = 0; k < std::size(relayed_signals); ++k) {
+      struct sigaction current {};
+      ::sigaction(relayed_signals[k], nullptr, &current);
+      if ((current.sa_flags & SA_SIGINFO) == 0 && current.sa_handler == SIG_IGN) continue;
+      struct sigaction relay {};
+      relay.sa_sigaction = &relay_signal;
+      relay.sa_mask = relayed;
+      relay.sa_flags = SA_SIGINFO | SA_RESTART;
+      installed_[k] = ::sigaction(relayed_signals[k], &relay, nullptr) == 0;
+    }
+  }
+  // In the child before exec: what fasten was started with.
+  void restore_for_command() const noexcept {
+    struct sigaction default_action {};
+    default_action.sa_handler = SIG_DFL;
+    sigemptyset(&default_action.sa_mask);
+    for (std::size_t k = 0; k < std::size(relayed_signals); ++k) {
+      if (installed_[k]) ::sigaction(relayed_signals[k], &default_action, nullptr);
+    }
+    ::sigaction(SIGCHLD, &child_saved_, nullptr);
+    unblock();
+  }
+  // In fasten, once command_pid is set (or fork failed).
+  void unblock() const noexcept { ::sigprocmask(SIG_SETMASK, &saved_mask_, nullptr); }
+
+ private:
+  struct sigaction child_saved_ {};
+  sigset_t saved_mask_{};
+  bool installed_[std::size(relayed_signals)] = {};
+};
+
+// The errno of a failed exec the child wrote to the pipe, 0 if the exec
+// succeeded (close-on-exec closed the pipe: end of file).
+int read_exec_error(int fd) {
+  int exec_error = 0;
+  ssize_t got;
+  do {
+    got = ::read(fd, &exec_error, sizeof exec_error);
+  } while (got < 0 && errno == EINTR);
+  return got == static_cast<ssize_t>(sizeof exec_error) ? exec_error : 0;
+}
+
+// Waits for the command to end without reaping it first, so that its pid
+// cannot be reused by someone else while the signal handler may still send
+// to it; then reaps it. False (errno set) if waiting failed.
+bool wait_for_command(pid_t pid, int& status) {
+  siginfo_t ended{};
+  int waited;
+  do {
+    waited = ::waitid(P_PID, static_cast<id_t>(pid), &ended, WEXITED | WNOWAIT);
+  } while (waited < 0 && errno == EINTR);
+  command_pid = 0;
+  if (waited != 0) return false;
+  pid_t reaped;
+  do {
+    reaped = ::waitpid(pid, &status, 0);
+  } while (reaped < 0 && errno == EINTR);
+  return reaped >= 0;
+}
+
+int report_exec_error(const std::string& name, int exec_error) {
+  if (exec_error == ENOENT && name.find('/') == std::string::npos) {
+    std::cerr << "fasten: " << name << ": command not found\n";
+  } else {
+    std::cerr << "fasten: " << name << ": " << std::strerror(exec_error) << "\n";
+  }
+  return exec_error == ENOENT ? exit_code::command_not_found : exit_code::command_not_executable;
+}
+
+}  // namespace
+
 int run_command(const command_request& request, bool& inherited) {
   inherited = false;
   std::vector<char*> argv;
@@ -75,50 +164,17 @@ int run_command(const command_request& request, bool& inherited) {
     }
   } lock_fd_closer{lock_fd};
 
-  // The child reports a failed exec through this pipe; a successful exec
-  // closes it (close-on-exec) and we read end-of-file.
+  // The child reports a failed exec through this pipe.
   int report[2];
   if (::pipe(report) != 0 || !set_cloexec(report[0]) || !set_cloexec(report[1])) {
     std::cerr << "fasten: pipe: " << std::strerror(errno) << "\n";
     return exit_code::os_error;
   }
 
-  // waitpid() needs SIGCHLD not to be ignored; the command gets what we had.
-  struct sigaction child_default {};
-  struct sigaction child_saved {};
-  child_default.sa_handler = SIG_DFL;
-  sigemptyset(&child_default.sa_mask);
-  ::sigaction(SIGCHLD, &child_default, &child_saved);
-
-  // Signals stay blocked from before fork() until command_pid is set, so
-  // none is lost in between. Ignored signals stay ignored, for the command too
-  // (a background job's SIGINT, nohup's SIGHUP).
-  sigset_t relayed, saved_mask;
-  sigemptyset(&relayed);
-  for (int sig : relayed_signals) sigaddset(&relayed, sig);
-  ::sigprocmask(SIG_BLOCK, &relayed, &saved_mask);
-  bool installed[std::size(relayed_signals)] = {};
-  for (std::size_t k = 0; k < std::size(relayed_signals); ++k) {
-    struct sigaction current {};
-    ::sigaction(relayed_signals[k], nullptr, &current);
-    if ((current.sa_flags & SA_SIGINFO) == 0 && current.sa_handler == SIG_IGN) continue;
-    struct sigaction relay {};
-    relay.sa_sigaction = &relay_signal;
-    relay.sa_mask = relayed;
-    relay.sa_flags = SA_SIGINFO | SA_RESTART;
-    installed[k] = ::sigaction(relayed_signals[k], &relay, nullptr) == 0;
-  }
-
+  const signal_relay relay;
   const pid_t pid = ::fork();
   if (pid == 0) {
-    struct sigaction default_action {};
-    default_action.sa_handler = SIG_DFL;
-    sigemptyset(&default_action.sa_mask);
-    for (std::size_t k = 0; k < std::size(relayed_signals); ++k) {
-      if (installed[k]) ::sigaction(relayed_signals[k], &default_action, nullptr);
-    }
-    ::sigaction(SIGCHLD, &child_saved, nullptr);
-    ::sigprocmask(SIG_SETMASK, &saved_mask, nullptr);
+    relay.restore_for_command();
     if (lock_fd >= 0) ::fcntl(lock_fd, F_SETFD, 0);
     ::execvp(argv[0], argv.data());
     const int error = errno;
@@ -128,7 +184,7 @@ int run_command(const command_request& request, bool& inherited) {
   }
   if (pid < 0) {
     const int error = errno;
-    ::sigprocmask(SIG_SETMASK, &saved_mask, nullptr);
+    relay.unblock();
     ::close(report[0]);
     ::close(report[1]);
     std::cerr << "fasten: cannot start '" << request.argv[0] << "': " << std::strerror(error) << "\n";
@@ -136,44 +192,15 @@ int run_command(const command_request& request, bool& inherited) {
   }
   command_pid = pid;
   inherited = lock_fd >= 0;
-  ::sigprocmask(SIG_SETMASK, &saved_mask, nullptr);
+  relay.unblock();
   ::close(report[1]);
-
-  int exec_error = 0;
-  ssize_t got;
-  do {
-    got = ::read(report[0], &exec_error, sizeof exec_error);
-  } while (got < 0 && errno == EINTR);
+  const int exec_error = read_exec_error(report[0]);
   ::close(report[0]);
-  if (got != static_cast<ssize_t>(sizeof exec_error)) exec_error = 0;
 
-  // Wait for the command to end without reaping it, so that its pid cannot be
-  // reused by someone else while the signal handler may still send to it.
-  siginfo_t ended{};
-  int waited;
-  do {
-    waited = ::waitid(P_PID, static_cast<id_t>(pid), &ended, WEXITED | WNOWAIT);
-  } while (waited < 0 && errno == EINTR);
-  command_pid = 0;
   int status = 0;
-  if (waited == 0) {
-    pid_t reaped;
-    do {
-      reaped = ::waitpid(pid, &status, 0);
-    } while (reaped < 0 && errno == EINTR);
-    if (reaped < 0) waited = -1;
-  }
-
-  if (exec_error != 0) {
-    const std::string& name = request.argv[0];
-    if (exec_error == ENOENT && name.find('/') == std::string::npos) {
-      std::cerr << "fasten: " << name << ": command not found\n";
-    } else {
-      std::cerr << "fasten: " << name << ": " << std::strerror(exec_error) << "\n";
-    }
-    return exec_error == ENOENT ? exit_code::command_not_found : exit_code::command_not_executable;
-  }
-  if (waited < 0) {
+  const bool waited = wait_for_command(pid, status);
+  if (exec_error != 0) return report_exec_error(request.argv[0], exec_error);
+  if (!waited) {
     std::cerr << "fasten: waiting for '" << request.argv[0] << "': " << std::strerror(errno) << "\n";
     return exit_code::os_error;
   }
