@@ -496,11 +496,11 @@ bool reader_writer_lock::lock_shared_impl(std::chrono::steady_clock::time_point 
   // The record first: once registered, nothing may throw.
   held_read* h = add_held(this, kFailed);
   std::int32_t where = enter_shared();
-  // A writer holds the lock briefly (none is parked): spin a little, as it may be gone soon.
+  // A writer holds the lock (and none waits behind it): spin a little, as it may be gone soon.
   for (std::uint32_t spin = 0; where == kFailed && wait && spin < kSpins; ++spin) {
     cpu_relax();
     const std::uint32_t state = state_.load(std::memory_order_relaxed);
-    if (state & kParked) break;
+    if (state & kWritersParked) break;
     if (!(state & kBlocksReaders)) where = enter_shared();
   }
   if (where == kFailed && wait) where = lock_shared_slow(deadline);
