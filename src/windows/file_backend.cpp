@@ -24,6 +24,7 @@
 // wait not implemented, might deadlock"). Under Wine we therefore poll with
 // LOCKFILE_FAIL_IMMEDIATELY and a back-off capped at one millisecond, as the
 // POSIX back end does where it cannot wait in the kernel.
+#include "windows/owned_handle.hpp"
 #include "windows/windows_lock_file.hpp"
 
 #include "file_backend.hpp"
@@ -70,24 +71,7 @@ using std::chrono::steady_clock;
   throw std::system_error(std::make_error_code(code), "fasteners: " + what + " '" + path.string() + "'");
 }
 
-class owned_handle {
- public:
-  explicit owned_handle(HANDLE h) noexcept : h_(h) {}
-  ~owned_handle() {
-    if (h_ != nullptr && h_ != INVALID_HANDLE_VALUE) ::CloseHandle(h_);
-  }
-  owned_handle(const owned_handle&) = delete;
-  owned_handle& operator=(const owned_handle&) = delete;
-  HANDLE get() const noexcept { return h_; }
-  HANDLE release() noexcept { return std::exchange(h_, nullptr); }
-  void reset(HANDLE h) noexcept {
-    if (h_ != nullptr && h_ != INVALID_HANDLE_VALUE) ::CloseHandle(h_);
-    h_ = h;
-  }
-
- private:
-  HANDLE h_;
-};
+using windows::owned_handle;
 
 DWORD flags_of(lock_kind kind) noexcept { return kind == lock_kind::exclusive ? LOCKFILE_EXCLUSIVE_LOCK : 0; }
 

@@ -7,6 +7,7 @@
 // find the lock busy. Nor can Windows say which processes hold a byte-range
 // lock, so the holders stay unknown.
 #include "lock_status.hpp"
+#include "windows/owned_handle.hpp"
 
 #ifndef WIN32_LEAN_AND_MEAN
 #define WIN32_LEAN_AND_MEAN
@@ -30,19 +31,7 @@ namespace {
   throw std::system_error(std::make_error_code(code), path.string());
 }
 
-class file_handle {
- public:
-  explicit file_handle(HANDLE h) noexcept : h_(h) {}
-  ~file_handle() {
-    if (h_ != INVALID_HANDLE_VALUE) ::CloseHandle(h_);
-  }
-  file_handle(const file_handle&) = delete;
-  file_handle& operator=(const file_handle&) = delete;
-  HANDLE get() const noexcept { return h_; }
-
- private:
-  HANDLE h_;
-};
+using file_handle = fasteners::detail::windows::owned_handle;
 
 // One immediate attempt, released at once if it succeeded. True if granted.
 bool could_lock(HANDLE file, DWORD flags, const std::filesystem::path& path) {
