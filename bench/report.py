@@ -306,7 +306,7 @@ set termoption noenhanced
 set output '%s'
 set title 'Inter-thread reader-writer locks: time per operation, best of the rounds (lower is better)'
 set logscale y 10
-set xtics (%s) rotate by -60
+set xtics (%s) nomirror rotate by 45 right
 set xlabel 'threads × share of writes'
 set ylabel 'ns per operation, all threads (log scale)'
 set grid ytics mytics xtics
@@ -315,7 +315,7 @@ plot %s
 """ % (os.path.join(docs, "rw_matrix.svg"), xtics, ", ".join(plots)))
 
 
-def reader_writer_section(rw, matrix, results, docs):
+def reader_writer_section(rw, matrix, results, docs, when=""):
     """bench_reader_writer_lock: the uncontended pairs (Google Benchmark) and the threads × writes matrix.
     Returns (markdown lines, chart drawn?)."""
     lines = []
@@ -339,6 +339,10 @@ def reader_writer_section(rw, matrix, results, docs):
     def unc(case, lock, which="best"):
         v = rw.get("%s/%s" % (case, lock))
         return v[which] if v else None
+
+    if when:
+        w("Measured %s." % when)
+        w("")
 
     # ---- targets
     rows = []
@@ -709,7 +713,9 @@ def main():
     # ---- inter-thread reader_writer_lock
     rw_chart = False
     if rwl or rw_matrix:
-        rw_lines, rw_chart = reader_writer_section(gbench_times(rwl) if rwl else {}, rw_matrix, R, args.docs)
+        rw_lines, rw_chart = reader_writer_section(gbench_times(rwl) if rwl else {}, rw_matrix, R, args.docs,
+                                                   "%s at commit %s, load average %s before and %s after" %
+                                                   (m["date"], m["commit"], args.load_before, args.load_after))
         w("## Inter-thread reader_writer_lock")
         w("")
         for line in rw_lines:
