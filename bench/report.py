@@ -14,10 +14,11 @@ import subprocess
 import time
 
 FLOOR = "raw_ofd_pair"
-TARGET_UNCONTENDED = 1.15
+TARGET_UNCONTENDED = 1.10  # issue 9 (was 1.15)
 TARGET_PYTHON_SPEEDUP = 15.0
 TARGET_BLOCKING_HANDOFF = 1.5
-TARGET_TIMED_VS_BLOCKING = 2.0
+TARGET_TIMED_VS_BLOCKING = 1.5  # issue 10 (was 2.0)
+TARGET_HELD_RATIO = 1.1  # issue 9: lock+unlock with 900 other locks held vs none
 TARGET_TIMED_MEDIAN_US = 1000.0
 COLLAPSE_RATIO = 0.5  # N=32 throughput must keep at least this share of N=2's
 STARVED_SHARE = 0.1  # a contender under a tenth of its fair share starves
@@ -500,7 +501,10 @@ def main():
                  "%s (%s vs %s)" % (ratio(blocking_ratio), us(h_lock and h_lock["median"]),
                                     us(h_floor and h_floor["median"])),
                  status(blocking_ratio is not None and blocking_ratio <= TARGET_BLOCKING_HANDOFF)])
-    rows.append(["Timed handoff ≤ %.0f× the blocking one (median)" % TARGET_TIMED_VS_BLOCKING,
+    held = div(t("held_locks/900"), t("held_locks/none"))
+    rows.append(["lock+unlock with 900 other locks held ≤ %.1f× with none" % TARGET_HELD_RATIO, ratio(held),
+                 status(held is not None and held <= TARGET_HELD_RATIO)])
+    rows.append(["Timed handoff ≤ %.1f× the blocking one (median)" % TARGET_TIMED_VS_BLOCKING,
                  "%s (%s vs %s)" % (ratio(timed_ratio), us(h_timed and h_timed["median"]),
                                     us(h_lock and h_lock["median"])),
                  status(timed_ratio is not None and timed_ratio <= TARGET_TIMED_VS_BLOCKING)])
@@ -526,7 +530,7 @@ def main():
                      status(collapse_ok)])
         rows.append(["No contender starves (each gets ≥ %.0f%% of a fair share, any N)" % (STARVED_SHARE * 100),
                      "%d starved; smallest share %.2f of fair" % (starved, min_share), status(starve_ok)])
-    w("## Targets (issue 5)")
+    w("## Targets (issues 5, 9 and 10)")
     w("")
     w(table(["Target", "Measured", ""], rows))
     w("")
@@ -609,7 +613,7 @@ def main():
 
     own_x, own_s = t("library_only/exclusive"), t("library_only/shared")
     w("What the library adds runs in user space, with no system call besides the two fcntl calls: a mutex, "
-      "the per-thread table of held locks that detects self-deadlock, and the fork check. With fcntl stubbed "
+      "the file's record (its holders, its queue) that detects self-deadlock and arbitrates between threads, and the fork check. With fcntl stubbed "
       "out it costs %s per exclusive pair and %s per shared pair, %s and %s of the floor (%s and %s). Between "
       "real system calls the same code probably runs a little slower (the calls leave caches and branch "
       "predictors cold), which with run-to-run noise makes up the rest of the gap in the table. The decorator differs from writing the "
@@ -618,6 +622,22 @@ def main():
       % (ns(own_x), ns(own_s), pct(div(own_x, floor_x)), pct(div(own_s, floor_s)), ns(floor_x), ns(floor_s),
          ns(minus(t("interprocess_locked/call"), t("lock_guard/call")))))
     w("")
+
+    # ---- cost with other locks held
+    if "held_locks/900" in gb:
+        w("### The cost does not depend on other locks held")
+        w("")
+        w("Each file has one record per process, which knows that file's holders only, so what one lock "
+          "costs does not depend on how many others the thread holds (issue 9 measured 0.54 µs with none and "
+          "5.5 µs with 4,000 held before, and a new object's first lock 3.5 → 45 µs).")
+        w("")
+        held_rows = []
+        for label, none_name, many_name in [("lock()+unlock()", "held_locks/none", "held_locks/900"),
+                                            ("new object: construct, first lock()+unlock(), destroy",
+                                             "new_object/none_held", "new_object/900_held")]:
+            held_rows.append([label, ns(t(none_name)), ns(t(many_name)), ratio(div(t(many_name), t(none_name)))])
+        w(table(["Operation", "no other lock held", "900 other locks held", "900 ÷ none"], held_rows))
+        w("")
 
     # ---- handoff
     w("## Handoff between two processes")
