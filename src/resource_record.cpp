@@ -188,6 +188,11 @@ struct resource_record::helper_wait {
   waiter* adopter = nullptr;  // the queue head that wants the result, or nullptr
   bool done = false;
   bool acquired = false;
+  // Readers took shared locks through the back end while this wait was on.
+  // Its grant may then have been converted back to shared (or released) by
+  // them before the helper could say so: it is never adopted, only settled
+  // against mode_ when it ends.
+  bool readers_passed = false;
   std::exception_ptr error;
   // The adopter sleeps here, not on its own waiter's condition variable: the
   // helper can then wake it after letting go of the record's mutex (so that
@@ -258,6 +263,7 @@ bool resource_record::acquire(const void* object, lock_kind kind, deadline until
   bool just_tried = false;  // the back end said busy a moment ago: the head need not ask again at once
   const bool past_abandoned = kind == lock_kind::shared && readers_may_pass_helper();
   if ((!backend_busy_ || past_abandoned) && !reserved_ && (queue_.empty() || kind == lock_kind::exclusive)) {
+    if (past_abandoned) helper_->readers_passed = true;
     if (mode_ == process_mode::shared && kind == lock_kind::shared) {
       add_hold(object, kind);
       return true;
@@ -287,7 +293,7 @@ bool resource_record::acquire(const void* object, lock_kind kind, deadline until
       }
       if (queue_.front() == &self && !reserved_) {
         if (backend_busy_ && helper_ && helper_->adopter == nullptr && helper_->kind == kind &&
-            mode_ == process_mode::none) {
+            !helper_->readers_passed && mode_ == process_mode::none) {
           // A wait that an earlier waiter gave up on is still on: adopt it.
           const bool got = wait_on_helper(guard, &self, kind, until);
           if (got) add_hold(object, kind);
@@ -297,6 +303,7 @@ bool resource_record::acquire(const void* object, lock_kind kind, deadline until
         if (backend_busy_ && kind == lock_kind::shared && readers_may_pass_helper()) {
           // A writer of ours gave up, its wait goes on: readers need not
           // wait for it (separate processes would not either).
+          helper_->readers_passed = true;
           if (mode_ == process_mode::none && backend_->lock(kind, one_try)) mode_ = process_mode::shared;
           if (mode_ == process_mode::shared) {
             add_hold(object, kind);

@@ -706,7 +706,23 @@ int cancel_every_kind_of_waiter(const std::filesystem::path& local, const std::f
   return kCancelAllUnwound;
 }
 
+// AddressSanitizer cannot follow pthread_cancel's forced unwind: the
+// cancelled frames stay poisoned and __asan_handle_no_return then reports a
+// stack-buffer-overflow in its own sigaltstack call (google/sanitizers#1399,
+// reproduced there with a plain C read() and no C++ at all).
+#if defined(__SANITIZE_ADDRESS__)
+#define FASTENERS_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FASTENERS_TEST_ASAN 1
+#endif
+#endif
+
 TEST(HostileThreads, PthreadCancelOfAWaiterUnwindsCleanly) {
+#if defined(FASTENERS_TEST_ASAN)
+  GTEST_SKIP() << "AddressSanitizer reports a false stack-buffer-overflow after any pthread_cancel of a blocked "
+                  "thread (google/sanitizers#1399); the plain, clang and TSan builds run this test";
+#endif
   temp_dir dir;
   const auto local = dir / "local";
   const auto parents = dir / "parents";
