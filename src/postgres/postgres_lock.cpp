@@ -76,10 +76,11 @@ class postgres_lock_state final : public lost_listener, public std::enable_share
   }
 
   void release(lock_kind kind) {
-    resource_record* r = current();
+    bool inherited = false;
+    resource_record* r = current(&inherited);
     if (r == nullptr) {
       throw_errc(std::errc::operation_not_permitted, name_,
-                 inherited_ ? "a lock inherited across fork() stays with the parent" : "this thread does not hold it");
+                 inherited ? "a lock inherited across fork() stays with the parent" : "this thread does not hold it");
     }
     r->release(this, kind);
   }
@@ -145,9 +146,10 @@ class postgres_lock_state final : public lost_listener, public std::enable_share
   static postgres_backend& backend_of(resource_record* r) { return static_cast<postgres_backend&>(r->backend()); }
 
   // The record, or nullptr before the first lock or in a fork child.
-  resource_record* current() {
+  resource_record* current(bool* inherited = nullptr) {
     record_guard guard(mutex_);
     if (record_ && record_->generation() != process_generation()) forget_parent();
+    if (inherited != nullptr) *inherited = inherited_;
     return record_.get();
   }
 
