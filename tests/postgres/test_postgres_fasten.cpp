@@ -46,10 +46,23 @@ TEST(PostgresFasten, RunsTheCommandAndKeepsTheFileFormsExitCodes) {
   EXPECT_EQ(run_fasten({"--tooz", name, "true"}), 64);  // --tooz without --postgres
 }
 
+#if defined(__SANITIZE_THREAD__)
+#define FASTENERS_PG_FASTEN_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define FASTENERS_PG_FASTEN_TSAN 1
+#endif
+#endif
+
 TEST(PostgresFasten, ALostLockTerminatesTheCommandAndExits75) {
+#if defined(FASTENERS_PG_FASTEN_TSAN)
+  GTEST_SKIP() << "fasten sends itself SIGTERM and relays it from its handler; ThreadSanitizer defers handlers "
+                  "while fasten blocks in waitid(), so the relay waits for the command (as for Fasten's own "
+                  "signal-relay test); the other suites run this test";
+#endif
   FASTENERS_REQUIRE_SERVER();
   const std::string name = unique_name("fasten-lost");
-  child_process f(fasten(), {"--postgres", cluster->tcp_conninfo, name, "-c", "echo started; sleep 60"});
+  child_process f(fasten(), {"--postgres", cluster->tcp_conninfo, name, "-c", "echo started; exec sleep 60"});
   ASSERT_TRUE(f.wait_for_line("started"));
   const int pid = holder_pid(cluster->conninfo, name);
   ASSERT_NE(pid, 0);

@@ -400,10 +400,22 @@ TEST(PostgresLock, DeadlockAcrossTwoNamesIsNotSeenByTheServerATimedWaitEndsIt) {
 #endif
 #endif
 
+#if defined(__SANITIZE_ADDRESS__)
+#define FASTENERS_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FASTENERS_UNDER_ASAN 1
+#endif
+#endif
+
 TEST(PostgresLock, CancelledWaiterLeavesNothingBehind) {
 #if defined(FASTENERS_UNDER_TSAN)
   GTEST_SKIP() << "ThreadSanitizer does not follow pthread_cancel's forced unwind (it reports the unwound guard's "
                   "mutex as never unlocked); run in the other suites";
+#endif
+#if defined(FASTENERS_UNDER_ASAN)
+  GTEST_SKIP() << "AddressSanitizer reports a false stack-buffer-overflow after any pthread_cancel of a blocked "
+                  "thread (google/sanitizers#1399); run in the plain and clang suites";
 #endif
   FASTENERS_REQUIRE_SERVER();
   const std::string name = unique_name("cancel");
