@@ -46,6 +46,15 @@
 
 #include "test_support.hpp"
 
+// Under AddressSanitizer (see the two tests that skip there).
+#if defined(__SANITIZE_ADDRESS__)
+#define FASTENERS_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FASTENERS_TEST_ASAN 1
+#endif
+#endif
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -259,6 +268,11 @@ class shared_memory {
 constexpr int kForkChildLockedAndUnlocked = 0;
 
 TEST(HostileFork, ForkWhileAnotherThreadLocksNeverHangsTheChild) {
+#if defined(FASTENERS_TEST_ASAN)
+  GTEST_SKIP() << "GCC 12's AddressSanitizer takes no allocator locks around fork(): a child forked while another "
+                  "thread allocates can block in the sanitizer's malloc (1 of 1000 children did); the plain, clang "
+                  "and TSan suites fork 1000 children with no hang";
+#endif
   temp_dir dir;
   constexpr int busy_files = 64, forks = 1000;
   constexpr std::size_t in_flight = 16;
@@ -710,13 +724,6 @@ int cancel_every_kind_of_waiter(const std::filesystem::path& local, const std::f
 // cancelled frames stay poisoned and __asan_handle_no_return then reports a
 // stack-buffer-overflow in its own sigaltstack call (google/sanitizers#1399,
 // reproduced there with a plain C read() and no C++ at all).
-#if defined(__SANITIZE_ADDRESS__)
-#define FASTENERS_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define FASTENERS_TEST_ASAN 1
-#endif
-#endif
 
 TEST(HostileThreads, PthreadCancelOfAWaiterUnwindsCleanly) {
 #if defined(FASTENERS_TEST_ASAN)
