@@ -316,7 +316,11 @@ bool postgres_backend::lock(lock_kind kind, deadline until) {
   }
   held_ = true;
   held_kind_ = kind;
-  serial_.fetch_add(1);
+  // Unique in the process and after fork() (the counter is inherited): a
+  // lock object that moves to another record (in a fork child, or after a
+  // race to resolve) never mistakes a hold of one back end for another's.
+  static std::atomic<std::uint64_t> last_serial{0};
+  serial_.store(last_serial.fetch_add(1) + 1);
   liveness_watcher::watch(this);
   return true;
 }
@@ -449,6 +453,10 @@ void postgres_backend::add_listener(std::weak_ptr<lost_listener> listener) {
   std::lock_guard<std::mutex> guard(listeners_mutex_);
   listeners_.erase(std::remove_if(listeners_.begin(), listeners_.end(), [](auto& w) { return w.expired(); }),
                    listeners_.end());
+  // Once per object (two of its threads may both resolve the record).
+  for (const auto& w : listeners_) {
+    if (!w.owner_before(listener) && !listener.owner_before(w)) return;
+  }
   listeners_.push_back(std::move(listener));
 }
 

@@ -58,14 +58,11 @@ class postgres_lock_state final : public lost_listener, public std::enable_share
 
   // The public object goes away: drop every hold taken through it.
   void close() noexcept {
-    record_guard guard(mutex_);
-    if (!record_) return;
-    if (record_->generation() != process_generation()) {
-      record_.leak();  // the parent's: never touched in a fork child
-      return;
-    }
-    record_->forget_object(this);
-    record_ = record_handle();
+    resource_record* r = record_.exchange(nullptr, std::memory_order_acq_rel);
+    if (r == nullptr) return;
+    if (r->generation() != process_generation()) return;  // the parent's: never touched in a fork child
+    r->forget_object(this);
+    record_handle owned(r);  // gives back the reference this object held
   }
 
   bool acquire(lock_kind kind, deadline until) {
@@ -76,12 +73,11 @@ class postgres_lock_state final : public lost_listener, public std::enable_share
   }
 
   void release(lock_kind kind) {
-    bool inherited = false;
-    resource_record* r = current(&inherited);
-    if (r == nullptr) {
-      throw_errc(std::errc::operation_not_permitted, name_,
-                 inherited ? "a lock inherited across fork() stays with the parent" : "this thread does not hold it");
+    resource_record* r = record_.load(std::memory_order_acquire);
+    if (r != nullptr && r->generation() != process_generation()) {
+      throw_errc(std::errc::operation_not_permitted, name_, "a lock inherited across fork() stays with the parent");
     }
+    if (r == nullptr) throw_errc(std::errc::operation_not_permitted, name_, "this thread does not hold it");
     r->release(this, kind);
   }
 
@@ -97,6 +93,7 @@ class postgres_lock_state final : public lost_listener, public std::enable_share
   }
 
   bool lost() const noexcept {
+    if (current() == nullptr) return false;  // nothing taken here (a fork child asks about the parent's)
     const std::uint64_t serial = serial_.load();
     return serial != 0 && lost_serial_.load() == serial;
   }
@@ -146,23 +143,40 @@ class postgres_lock_state final : public lost_listener, public std::enable_share
   static postgres_backend& backend_of(resource_record* r) { return static_cast<postgres_backend&>(r->backend()); }
 
   // The record, or nullptr before the first lock or in a fork child.
-  resource_record* current(bool* inherited = nullptr) {
-    record_guard guard(mutex_);
-    if (record_ && record_->generation() != process_generation()) forget_parent();
-    if (inherited != nullptr) *inherited = inherited_;
-    return record_.get();
+  resource_record* current() const noexcept {
+    resource_record* r = record_.load(std::memory_order_acquire);
+    return r != nullptr && r->generation() == process_generation() ? r : nullptr;
   }
 
-  void forget_parent() FASTENERS_REQUIRES(mutex_) {
-    record_.leak();
-    inherited_ = true;
-    serial_.store(0);
-  }
-
+  // Resolves the record on first use, and again in a fork child. No mutex of
+  // the object's own (as in interprocess_lock.cpp): one that a parent thread
+  // held at fork() time would hang the child for ever. Two threads may race to
+  // resolve (and both connect, the first time); one reference is kept.
   resource_record* resolve() {
-    record_guard guard(mutex_);
-    if (record_ && record_->generation() != process_generation()) forget_parent();
-    if (record_) return record_.get();
+    resource_record* r = record_.load(std::memory_order_acquire);
+    for (;;) {
+      if (r != nullptr && r->generation() == process_generation()) return r;
+      const bool replaces_parents = r != nullptr;
+      std::uint64_t parents_serial = serial_.load();
+      record_handle fresh = open_fresh_record();
+      // Set up before it is published: a thread that finds the record through
+      // this object may take and lose a hold at once.
+      postgres_backend& backend = backend_of(fresh.get());
+      if (options_.fencing_tokens) backend.want_fencing_tokens();
+      backend.add_listener(weak_from_this());
+      if (record_.compare_exchange_strong(r, fresh.get(), std::memory_order_acq_rel)) {
+        resource_record* mine = fresh.get();
+        fresh.leak();  // the object owns this reference now (an inherited one is left behind)
+        // A fork child: the parent's hold is not ours (unless a thread of
+        // this process already took one: serials are never reused).
+        if (replaces_parents) serial_.compare_exchange_strong(parents_serial, 0);
+        return mine;
+      }
+      // Another thread resolved first: `r` is its record; ours is dropped.
+    }
+  }
+
+  record_handle open_fresh_record() {
     session_params params;
     params.conninfo = options_.conninfo;
     params.liveness = options_.liveness;
@@ -184,29 +198,26 @@ class postgres_lock_state final : public lost_listener, public std::enable_share
       remember_identity(params.conninfo, *identity);
     }
     const std::string record_key = "postgres " + *identity + " " + key_.record_suffix();
-    record_ = open_record([&]() -> std::optional<std::string> { return record_key; },
-                          [&](std::string& key) -> std::unique_ptr<lock_backend> {
-                            key = record_key;
-                            // Without a session yet, the back end connects on first lock.
-                            return std::make_unique<postgres_backend>(name_, key_, params, std::move(session));
-                          });
+    record_handle fresh =
+        open_record([&]() -> std::optional<std::string> { return record_key; },
+                    [&](std::string& key) -> std::unique_ptr<lock_backend> {
+                      key = record_key;
+                      // Without a session yet, the back end connects on first lock.
+                      return std::make_unique<postgres_backend>(name_, key_, params, std::move(session));
+                    });
     if (session) postgres_backend::give_to_pool(postgres_backend::pool_key(params, key_), std::move(session));
-    postgres_backend& backend = backend_of(record_.get());
-    if (options_.fencing_tokens) backend.want_fencing_tokens();
-    backend.add_listener(weak_from_this());
-    inherited_ = false;
-    return record_.get();
+    return fresh;
   }
 
   const std::string name_;
   postgres_options options_;
   const advisory_key key_;
 
-  annotated_mutex mutex_;
-  record_handle record_ FASTENERS_GUARDED_BY(mutex_);
-  bool inherited_ FASTENERS_GUARDED_BY(mutex_) = false;
+  // Owns one reference to the record (none while null). The parent's, in a
+  // fork child, until a new one replaces it: then that reference is leaked.
+  std::atomic<resource_record*> record_{nullptr};
 
-  std::atomic<std::uint64_t> serial_{0};       // the hold this object took part in last
+  std::atomic<std::uint64_t> serial_{0};       // the hold this object took part in last (0: none)
   std::atomic<std::uint64_t> lost_serial_{0};  // the latest hold reported lost
   std::atomic<std::uint64_t> fired_serial_{0};
   std::mutex callback_mutex_;

@@ -7,6 +7,8 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <atomic>
@@ -468,6 +470,48 @@ TEST(PostgresLock, ForkChildNeverReleasesTheParentsLock) {
   EXPECT_EQ(advisory_count(cluster->conninfo, name, true), 1);
   EXPECT_NO_THROW(lock.ensure_held());
   lock.unlock();
+}
+
+// Issue 9's bug 1, for postgres locks: a fork child must not hang on a
+// mutex of the lock object that a parent thread held at fork() time. Here a
+// parent thread is inside its first lock() on the object, connecting to a
+// "server" that accepted the connection and never answers (the object used
+// to hold its own mutex all the while); the child asks the same object.
+TEST(PostgresLock, ForkChildDoesNotHangOnAnObjectAParentThreadIsResolving) {
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(::listen(listener, 4), 0);
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  postgres_lock lock("silent", postgres_options{"host=127.0.0.1 port=" + std::to_string(ntohs(address.sin_port)) +
+                                                " connect_timeout=3 dbname=x user=x"});
+  std::thread first([&] { (void)error_of([&] { (void)lock.try_lock(); }); });
+  const int accepted = ::accept(listener, nullptr, nullptr);  // the thread is connecting now
+  ASSERT_GE(accepted, 0);
+  const pid_t child = fork();
+  if (child == 0) {
+    // Nothing that allocates: other threads of the parent existed at fork().
+    _exit(!lock.owns_lock() && !lock.lost() ? 0 : 1);
+  }
+  int status = 0;
+  pid_t reaped = 0;
+  const auto until = clock_type::now() + 20s;
+  while ((reaped = waitpid(child, &status, WNOHANG)) == 0 && clock_type::now() < until) {
+    std::this_thread::sleep_for(10ms);
+  }
+  if (reaped == 0) {
+    ::kill(child, SIGKILL);
+    waitpid(child, &status, 0);
+  }
+  EXPECT_EQ(reaped, child) << "the fork child hung on the lock object";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  first.join();
+  ::close(accepted);
+  ::close(listener);
 }
 
 TEST(PostgresLock, ServerRestartLosesHoldersFailsWaitersAndNewLocksWork) {
