@@ -65,8 +65,16 @@ pg_session::pg_session(PGconn* conn, milliseconds liveness) : conn_(conn), liven
 
 pg_session::~pg_session() {
   if (conn_ == nullptr) return;
-  unregister_session_socket(PQsocket(conn_));
+  unregister_socket();
   PQfinish(conn_);
+}
+
+// By the number registered: once libpq drops a broken connection it has
+// closed the socket itself, and PQsocket() answers -1.
+void pg_session::unregister_socket() noexcept {
+  if (registered_socket_ < 0) return;
+  unregister_session_socket(registered_socket_);
+  registered_socket_ = -1;
 }
 
 std::unique_ptr<pg_session> pg_session::connect(const session_params& params) {
@@ -141,7 +149,8 @@ std::unique_ptr<pg_session> pg_session::connect(const session_params& params) {
     }
     state = PQconnectPoll(conn);
   }
-  register_session_socket(PQsocket(conn));
+  session->registered_socket_ = PQsocket(conn);
+  register_session_socket(session->registered_socket_);
   if (PQsetnonblocking(conn, 1) != 0) session->fail_connection(std::errc::io_error, "cannot connect: ");
   session->setup(params);
   return session;
@@ -377,14 +386,15 @@ void pg_session::set_application_name(const std::string& name, deadline until) {
 void pg_session::close() noexcept {
   broken_ = true;
   if (conn_ == nullptr) return;
-  unregister_session_socket(PQsocket(conn_));
+  unregister_socket();
   PQfinish(conn_);  // non-blocking: the Terminate message is sent if it can be
   conn_ = nullptr;
 }
 
 void pg_session::forget_after_fork() noexcept {
   if (conn_ == nullptr) return;
-  close_registered_socket(PQsocket(conn_));
+  close_registered_socket(registered_socket_);
+  registered_socket_ = -1;
   conn_ = nullptr;  // leaked on purpose
   broken_ = true;
 }

@@ -111,8 +111,10 @@ class pg_session {
   void setup(const session_params& params);
   [[noreturn]] void fail_connection(std::errc code, const std::string& what);
   bool prepared(const char* name) const;
+  void unregister_socket() noexcept;
 
   PGconn* conn_;
+  int registered_socket_ = -1;  // as registered for fork children (session_registry.hpp)
   std::chrono::milliseconds liveness_;
   std::string identity_;
   int backend_pid_ = 0;

@@ -1,6 +1,7 @@
 #include "session_registry.hpp"
 
 #include <pthread.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -13,16 +14,28 @@ namespace {
 
 // Slots hold fd + 1 (0 = free). More sessions than slots is survivable: the
 // extra ones are still closed by the record table through forget_after_fork.
+// Each slot also keeps the socket's inode: libpq closes a broken
+// connection's socket itself, and the number may belong to another file by
+// the time the session unregisters it (or a child is forked); the child only
+// closes a descriptor that is still the same socket.
 constexpr std::size_t slot_count = 4096;
 std::atomic<int> slots[slot_count];
+std::atomic<unsigned long long> inodes[slot_count];
+
+unsigned long long inode_of(int fd) noexcept {
+  struct stat st {};
+  return ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) ? static_cast<unsigned long long>(st.st_ino) : 0;
+}
 
 constexpr std::size_t handler_count = 8;
 std::atomic<void (*)()> handlers[handler_count];
 
 void child_after_fork() {
-  for (auto& slot : slots) {
-    const int value = slot.exchange(0);
-    if (value > 0) ::close(value - 1);
+  for (std::size_t i = 0; i < slot_count; ++i) {
+    const int value = slots[i].exchange(0);
+    if (value <= 0) continue;
+    const unsigned long long inode = inodes[i].load();
+    if (inode != 0 && inode_of(value - 1) == inode) ::close(value - 1);
   }
   for (auto& h : handlers) {
     if (auto* f = h.load()) f();
@@ -34,9 +47,15 @@ void child_after_fork() {
 void register_session_socket(int fd) noexcept {
   if (fd < 0) return;
   install_fork_handler();
-  for (auto& slot : slots) {
+  const unsigned long long inode = inode_of(fd);
+  for (std::size_t i = 0; i < slot_count; ++i) {
     int expected = 0;
-    if (slot.compare_exchange_strong(expected, fd + 1)) return;
+    // Until the inode is stored, a fork child leaves this one open (harmless:
+    // it is close-on-exec, and it is closed with the session).
+    if (slots[i].compare_exchange_strong(expected, fd + 1)) {
+      inodes[i].store(inode);
+      return;
+    }
   }
 }
 
@@ -50,10 +69,11 @@ void unregister_session_socket(int fd) noexcept {
 
 void close_registered_socket(int fd) noexcept {
   if (fd < 0) return;
-  for (auto& slot : slots) {
+  for (std::size_t i = 0; i < slot_count; ++i) {
     int expected = fd + 1;
-    if (slot.compare_exchange_strong(expected, 0)) {
-      ::close(fd);
+    if (slots[i].compare_exchange_strong(expected, 0)) {
+      const unsigned long long inode = inodes[i].load();
+      if (inode != 0 && inode_of(fd) == inode) ::close(fd);
       return;
     }
   }

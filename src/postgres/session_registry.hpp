@@ -8,7 +8,9 @@ namespace fasteners::detail {
 
 void register_session_socket(int fd) noexcept;
 void unregister_session_socket(int fd) noexcept;
-// Closes `fd` if it is still registered (exactly once, whoever asks first).
+// Closes `fd` if it is still registered (exactly once, whoever asks first)
+// and still the socket that was registered (libpq closes a broken
+// connection's socket itself; the number may have been reused since).
 void close_registered_socket(int fd) noexcept;
 // In a fork child: closes every registered socket and runs the handlers
 // added with on_fork_child (the watcher and the session pool forget theirs).

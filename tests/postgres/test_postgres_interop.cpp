@@ -5,6 +5,7 @@
 
 #include <fasteners/postgres_lock.hpp>
 
+#include <chrono>
 #include <cstdlib>
 #include <thread>
 
@@ -43,6 +44,29 @@ postgres_options tooz_options(const pg_cluster& c) {
   return o;
 }
 
+// The tooz keys of `name` in pg_locks, in this database: who holds them.
+std::string tooz_locks_condition(const std::string& name) {
+  const auto keys = postgres_tooz_keys(name);
+  return "l.locktype = 'advisory' AND l.classid = " + std::to_string(keys.first) +
+         " AND l.objid = " + std::to_string(keys.second) +
+         " AND l.objsubid = 2 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+}
+
+int tooz_holders(const pg_cluster& c, const std::string& name) {
+  return std::atoi(
+      query_value(c.conninfo, "SELECT count(*) FROM pg_locks l WHERE " + tooz_locks_condition(name) + " AND l.granted")
+          .c_str());
+}
+
+// What the server says about the key, for a failure message.
+std::string tooz_lock_report(const pg_cluster& c, const std::string& name) {
+  return query_value(c.conninfo,
+                     "SELECT coalesce(string_agg(format('pid %s granted %s application %L state %s', l.pid, l.granted, "
+                     "a.application_name, a.state), '; '), 'nobody') FROM pg_locks l LEFT JOIN pg_stat_activity a "
+                     "ON a.pid = l.pid WHERE " +
+                         tooz_locks_condition(name));
+}
+
 TEST(PostgresTooz, ToozHolderExcludesUs) {
   FASTENERS_REQUIRE_SERVER();
   FASTENERS_REQUIRE_TOOZ(python);
@@ -50,9 +74,19 @@ TEST(PostgresTooz, ToozHolderExcludesUs) {
   const std::string name = unique_name("tooz-a");
   child_process holder(python, {peer(), tooz_url(*cluster), name, "hold"});
   ASSERT_TRUE(holder.wait_for_line("locked"));
+  // tooz says it holds the lock once pg_advisory_lock answered; the server
+  // must agree before we try (and says who holds what if we get in anyway).
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while (tooz_holders(*cluster, name) != 1 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_EQ(tooz_holders(*cluster, name), 1) << tooz_lock_report(*cluster, name);
   postgres_lock lock(name, tooz_options(*cluster));
-  EXPECT_FALSE(lock.try_lock());
-  EXPECT_FALSE(lock.try_lock_for(300ms));
+  if (lock.try_lock()) {
+    ADD_FAILURE() << "try_lock() got the lock tooz holds; the server: " << tooz_lock_report(*cluster, name);
+    lock.unlock();
+  }
+  EXPECT_FALSE(lock.try_lock_for(300ms)) << tooz_lock_report(*cluster, name);
   // The hash64 key space is another: no conflict there.
   postgres_lock other_scheme(name, postgres_options{cluster->conninfo});
   EXPECT_TRUE(other_scheme.try_lock());

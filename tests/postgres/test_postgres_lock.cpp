@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -516,6 +517,41 @@ TEST(PostgresLock, ForkChildDoesNotHangOnAnObjectAParentThreadIsResolving) {
   first.join();
   ::close(accepted);
   ::close(listener);
+}
+
+// libpq closes a broken connection's socket itself. Its number, reused by
+// a pipe, was still on the list of sockets every fork child closes: the
+// child lost that pipe (the tooz holder of PostgresTooz.ToozHolderExcludesUs
+// lost its stdin, read end of file, and let go of the lock at once).
+TEST(PostgresLock, ALostSessionsSocketNumberIsNotClosedInForkChildrenOnceReused) {
+  FASTENERS_REQUIRE_SERVER();
+  const std::string name = unique_name("stale-fd");
+  postgres_options o = options_for(cluster->tcp_conninfo);
+  o.liveness = 500ms;
+  postgres_lock lock(name, o);
+  lock.lock();
+  const int pid = holder_pid(cluster->conninfo, name);
+  ASSERT_NE(pid, 0);
+  query_value(cluster->conninfo, "SELECT pg_terminate_backend(" + std::to_string(pid) + ")");
+  ASSERT_TRUE(eventually([&] { return lock.lost(); }, 10s));
+  lock.unlock();
+  std::vector<int> fds;
+  for (int i = 0; i < 16; ++i) {
+    int p[2];
+    ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+    fds.insert(fds.end(), {p[0], p[1]});
+  }
+  const pid_t child = fork();
+  if (child == 0) {
+    int closed = 0;
+    for (int fd : fds) closed += ::fcntl(fd, F_GETFD) == -1 ? 1 : 0;
+    _exit(closed);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "descriptors closed in the fork child";
+  for (int fd : fds) ::close(fd);
 }
 
 TEST(PostgresLock, ServerRestartLosesHoldersFailsWaitersAndNewLocksWork) {
