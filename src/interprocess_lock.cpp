@@ -4,6 +4,7 @@
 #include <fasteners/interprocess_lock.hpp>
 
 #include "file_backend.hpp"
+#include "lock_file_path.hpp"
 #include "resource_record.hpp"
 
 #include <atomic>
@@ -86,8 +87,7 @@ class interprocess_lock_state {
   }
 
   [[noreturn]] void throw_errc(std::errc code, const char* what) const {
-    throw std::system_error(std::make_error_code(code),
-                            std::string("fasteners: ") + what + " '" + path_.string() + "'");
+    throw std::system_error(std::make_error_code(code), describe(what, path_));
   }
 
   const std::filesystem::path path_;

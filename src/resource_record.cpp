@@ -205,9 +205,8 @@ resource_record::resource_record(std::string key, std::unique_ptr<lock_backend> 
 
 resource_record::~resource_record() = default;
 
-void resource_record::throw_errc(int code, const char* what) const {
-  throw std::system_error(std::make_error_code(static_cast<std::errc>(code)),
-                          std::string("fasteners: ") + what + " " + backend_->describe());
+void resource_record::throw_errc(std::errc code, const char* what) const {
+  throw std::system_error(std::make_error_code(code), std::string("fasteners: ") + what + " " + backend_->describe());
 }
 
 resource_record::hold* resource_record::find(std::thread::id thread, const void* object, lock_kind kind) {
@@ -252,9 +251,9 @@ bool resource_record::acquire(const void* object, lock_kind kind, deadline until
       return true;
     }
     if (is_past(until)) return false;
-    throw_errc(static_cast<int>(std::errc::resource_deadlock_would_occur),
-               kind == lock_kind::exclusive ? "this thread already holds a lock on"
-                                            : "this thread already holds the exclusive lock on");
+    throw_errc(std::errc::resource_deadlock_would_occur, kind == lock_kind::exclusive
+                                                             ? "this thread already holds a lock on"
+                                                             : "this thread already holds the exclusive lock on");
   }
 
   // Take it now if we can. A writer may take a free lock past the queue (the
@@ -472,7 +471,7 @@ void resource_record::release(const void* object, lock_kind kind) {
   record_guard guard(mutex_);
   hold* h = find(std::this_thread::get_id(), object, kind);
   if (h == nullptr) {
-    throw_errc(static_cast<int>(std::errc::operation_not_permitted),
+    throw_errc(std::errc::operation_not_permitted,
                kind == lock_kind::shared ? "this thread holds no read lock on" : "this thread does not hold");
   }
   if (--h->count == 0) holds_.erase(holds_.begin() + (h - holds_.data()));
@@ -507,7 +506,7 @@ void resource_record::downgrade(const void* object) {
   record_guard guard(mutex_);
   hold* h = find(std::this_thread::get_id(), object, lock_kind::exclusive);
   if (h == nullptr) {
-    throw_errc(static_cast<int>(std::errc::operation_not_permitted), "this thread does not hold the write lock on");
+    throw_errc(std::errc::operation_not_permitted, "this thread does not hold the write lock on");
   }
   backend_->downgrade();
   h->kind = lock_kind::shared;

@@ -38,6 +38,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -145,7 +146,7 @@ class resource_record {
   void release_process_lock_if_unused() FASTENERS_REQUIRES(mutex_);
   void leave_queue(waiter* w) FASTENERS_REQUIRES(mutex_);
   void wake_head() FASTENERS_REQUIRES(mutex_);
-  [[noreturn]] void throw_errc(int code, const char* what) const;
+  [[noreturn]] void throw_errc(std::errc code, const char* what) const;
 
   const std::string key_;
   const std::unique_ptr<lock_backend> backend_;

@@ -17,18 +17,10 @@
 
 namespace fasteners::detail::posix {
 
-int lock_try(int fd, int try_command, struct flock request) {
+int lock_command(int fd, int command, struct flock request) {
   for (;;) {
     struct flock copy = request;
-    if (syscall_table().fcntl_lock(fd, try_command, &copy) == 0) return 0;
-    if (errno != EINTR) return errno;
-  }
-}
-
-int lock_wait(int fd, int wait_command, struct flock request) {
-  for (;;) {
-    struct flock copy = request;
-    if (syscall_table().fcntl_lock(fd, wait_command, &copy) == 0) return 0;
+    if (syscall_table().fcntl_lock(fd, command, &copy) == 0) return 0;
     if (errno != EINTR) return errno;
   }
 }
@@ -36,7 +28,7 @@ int lock_wait(int fd, int wait_command, struct flock request) {
 int lock_poll(int fd, int try_command, struct flock request, deadline until) {
   auto pause = std::chrono::microseconds(50);
   for (;;) {
-    const int error = lock_try(fd, try_command, request);
+    const int error = lock_command(fd, try_command, request);
     if (error == 0 || !is_busy(error)) return error;
     auto sleep = pause;
     if (until != no_deadline) {

@@ -17,6 +17,7 @@
 //
 // Both are whole-file POSIX record locks: they conflict with each other, with
 // lockf(3) and with Python fasteners on the same file, both ways.
+#include "lock_file_path.hpp"
 #include "posix/fcntl_flavor.hpp"
 
 #include <sys/stat.h>
@@ -45,13 +46,13 @@ class fcntl_backend final : public lock_backend {
     const posix::fcntl_flavor& f = posix::flavor();
     int error;
     if (until == no_deadline) {
-      error = posix::lock_wait(fd_, f.wait_command, request);
+      error = posix::lock_command(fd_, f.wait_command, request);
       // Classic locks: the kernel's deadlock detection sees processes, not
       // threads, and reports cycles that our threads will undo. Such a wait
       // cannot deadlock on its own (the record has seen to that): wait on.
       if (error == EDEADLK) error = posix::lock_poll(fd_, f.try_command, request, until);
     } else if (until == one_try || until <= std::chrono::steady_clock::now()) {
-      error = posix::lock_try(fd_, f.try_command, request);
+      error = posix::lock_command(fd_, f.try_command, request);
     } else {
       error = posix::lock_poll(fd_, f.try_command, request, until);
     }
@@ -61,14 +62,14 @@ class fcntl_backend final : public lock_backend {
   }
 
   void unlock() override {
-    const int error = posix::lock_try(fd_, posix::flavor().try_command, posix::whole_file(F_UNLCK));
+    const int error = posix::lock_command(fd_, posix::flavor().try_command, posix::whole_file(F_UNLCK));
     if (error != 0) posix::throw_error(error, "cannot unlock", path_);
   }
 
   // fcntl converts a lock in place, atomically, when the same owner asks for
   // another type on the same range.
   void downgrade() override {
-    const int error = posix::lock_try(fd_, posix::flavor().try_command, posix::whole_file(F_RDLCK));
+    const int error = posix::lock_command(fd_, posix::flavor().try_command, posix::whole_file(F_RDLCK));
     if (error != 0) posix::throw_error(error, "cannot downgrade the lock on", path_);
   }
 
@@ -103,7 +104,7 @@ class fcntl_backend final : public lock_backend {
     delete twin;
   }
 
-  std::string describe() const override { return "'" + path_.string() + "'"; }
+  std::string describe() const override { return "'" + printable_path(path_) + "'"; }
 
  private:
   const std::filesystem::path path_;

@@ -42,8 +42,7 @@ struct flock whole_file(short type) noexcept;
 // One fcntl lock command, EINTR retried. 0 on success or an errno value.
 // Not noexcept: F_SETLKW is a cancellation point, and pthread_cancel unwinds
 // through here (the kernel then granted nothing).
-int lock_try(int fd, int try_command, struct flock request);
-int lock_wait(int fd, int wait_command, struct flock request);
+int lock_command(int fd, int command, struct flock request);
 // Tries until `until` with a back-off capped at one millisecond: for where
 // the kernel cannot wait for us (no helper thread to be had, or classic
 // locks' EDEADLK, which sees processes where our waits are threads'). A

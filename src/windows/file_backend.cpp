@@ -240,7 +240,7 @@ class windows_backend final : public lock_backend {
 
   bool waits_until() const noexcept override { return true; }
   std::intptr_t native_handle() const noexcept override { return reinterpret_cast<std::intptr_t>(handle_); }
-  std::string describe() const override { return "'" + path_.string() + "'"; }
+  std::string describe() const override { return "'" + printable_path(path_) + "'"; }
 
  private:
   const std::filesystem::path path_;
