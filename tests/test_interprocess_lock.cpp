@@ -26,24 +26,11 @@ using fasteners::test::child_process;
 using fasteners::test::error_of;
 using fasteners::test::helper_acquired;
 using fasteners::test::helper_busy;
+using fasteners::test::holder;
 using fasteners::test::read_file;
 using fasteners::test::run_helper;
 using fasteners::test::temp_dir;
 using fasteners::test::write_file;
-
-// A helper process holding `path` until released.
-struct holder {
-  child_process child;
-  holder(const std::filesystem::path& path, const std::string& kind)
-      : child(child_process::helper({"hold", path.string(), kind})) {
-    if (!child.wait_for_line("locked")) throw std::runtime_error("holder did not lock " + path.string());
-  }
-  void release() {
-    child.close_stdin();
-    EXPECT_TRUE(child.wait_for_line("released"));
-    EXPECT_EQ(child.wait(), 0);
-  }
-};
 
 TEST(InterprocessLock, ParentHoldsTenChildrenFailThenSucceedAfterRelease) {
   temp_dir dir;

@@ -7,6 +7,7 @@
 #include <initializer_list>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -56,6 +57,22 @@ class child_process {
  private:
   struct impl;
   std::unique_ptr<impl> impl_;
+};
+
+// A helper process that holds the lock on `path` ("exclusive" or "shared")
+// from construction until release() (or destruction, which kills it).
+// Throws if it does not take the lock, or does not let go cleanly.
+struct holder {
+  child_process child;
+  holder(const std::filesystem::path& path, const std::string& kind)
+      : child(child_process::helper({"hold", path.string(), kind})) {
+    if (!child.wait_for_line("locked")) throw std::runtime_error("holder did not lock " + path.string());
+  }
+  void release() {
+    child.close_stdin();
+    if (!child.wait_for_line("released")) throw std::runtime_error("holder did not report the release");
+    if (child.wait() != std::optional<int>(0)) throw std::runtime_error("holder did not exit cleanly");
+  }
 };
 
 // The error a call threw: its portable code and message; {} if it did not throw.
