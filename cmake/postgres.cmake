@@ -38,17 +38,7 @@ if(FASTENERS_HAVE_POSTGRES AND FASTENERS_INSTALL)
           LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
           RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
   install(EXPORT fastenersPostgresTargets NAMESPACE fasteners:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/fasteners)
-  file(RELATIVE_PATH FASTENERS_PC_RELATIVE_PREFIX "/prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/prefix")
-  if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}")
-    set(FASTENERS_PC_LIBDIR "${CMAKE_INSTALL_LIBDIR}")
-  else()
-    set(FASTENERS_PC_LIBDIR "\${prefix}/${CMAKE_INSTALL_LIBDIR}")
-  endif()
-  if(IS_ABSOLUTE "${CMAKE_INSTALL_INCLUDEDIR}")
-    set(FASTENERS_PC_INCLUDEDIR "${CMAKE_INSTALL_INCLUDEDIR}")
-  else()
-    set(FASTENERS_PC_INCLUDEDIR "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
-  endif()
+  # FASTENERS_PC_* come from the top-level CMakeLists.txt.
   configure_file(${PROJECT_SOURCE_DIR}/cmake/fasteners-postgres.pc.in
                  ${PROJECT_BINARY_DIR}/fasteners-postgres.pc @ONLY)
   install(FILES ${PROJECT_BINARY_DIR}/fasteners-postgres.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
