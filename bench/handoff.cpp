@@ -24,13 +24,16 @@
 #include <fasteners/interprocess_lock.hpp>
 
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -46,6 +49,7 @@
 #include <sstream>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #ifndef FASTENERS_BENCH_DIR
@@ -133,6 +137,69 @@ class raw_fcntl_ops : public lock_ops {
   int wait_;
   int set_;
   int fd_ = -1;
+};
+
+// The floor for a wait that can give up without a signal: a helper thread
+// blocks in F_OFD_SETLKW on the same descriptor and wakes the waiting thread
+// through a futex (which, in the library, it could wait on with a deadline).
+// No library code: two wake-ups, the kernel's of the helper and the helper's
+// of the waiter, which is what any signal-free timed wait on fcntl pays.
+class raw_helper_ops : public lock_ops {
+ public:
+  explicit raw_helper_ops(fs::path path) : path_(std::move(path)) {}
+  ~raw_helper_ops() override {
+    if (helper_.joinable()) {
+      post(job_, 2);
+      helper_.join();
+    }
+    if (fd_ >= 0) ::close(fd_);
+  }
+  void prepare(bool) override {
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd_ < 0) die("open " + path_.string() + ": " + std::strerror(errno));
+    helper_ = std::thread([this] {
+      for (;;) {
+        const int job = await(job_);
+        if (job == 2) return;
+        struct flock lk {};
+        lk.l_type = F_WRLCK;
+        lk.l_whence = SEEK_SET;
+        while (::fcntl(fd_, F_OFD_SETLKW, &lk) != 0) {
+          if (errno != EINTR) die(std::string("fcntl: ") + std::strerror(errno));
+        }
+        post(done_, 1);
+      }
+    });
+  }
+  void acquire() override {
+    post(job_, 1);
+    await(done_);
+  }
+  void release() override {
+    struct flock lk {};
+    lk.l_type = F_UNLCK;
+    lk.l_whence = SEEK_SET;
+    if (::fcntl(fd_, F_OFD_SETLK, &lk) != 0) die(std::string("fcntl: ") + std::strerror(errno));
+  }
+
+ private:
+  static void post(std::atomic<int>& word, int value) {
+    word.store(value);
+    ::syscall(SYS_futex, &word, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+  }
+  // Waits until `word` is non-zero, takes the value and clears it.
+  static int await(std::atomic<int>& word) {
+    for (;;) {
+      const int value = word.exchange(0);
+      if (value != 0) return value;
+      ::syscall(SYS_futex, &word, FUTEX_WAIT_PRIVATE, 0, nullptr, nullptr, 0);
+    }
+  }
+  fs::path path_;
+  int fd_ = -1;
+  std::atomic<int> job_{0};
+  std::atomic<int> done_{0};
+  std::thread helper_;
 };
 
 class fasteners_ops : public lock_ops {
@@ -264,7 +331,7 @@ struct options {
   int hold_us = 200;
   int blocks = 5;
   int timeout_s = 120;
-  std::vector<std::string> variants{"raw_ofd", "raw_classic", "lock", "try_lock_for", "python_fasteners"};
+  std::vector<std::string> variants{"raw_ofd", "raw_classic", "raw_helper", "lock", "try_lock_for", "python_fasteners"};
   std::string python = ::access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
   std::string python_script = std::string(FASTENERS_BENCH_DIR) + "/handoff_python.py";
   std::string json;
@@ -286,6 +353,7 @@ double percentile(const std::vector<std::int64_t>& sorted, double p) {
 std::string describe(const std::string& variant) {
   if (variant == "raw_ofd") return "raw F_OFD_SETLKW / F_OFD_SETLK unlock (floor)";
   if (variant == "raw_classic") return "raw classic F_SETLKW / F_SETLK unlock";
+  if (variant == "raw_helper") return "raw F_OFD_SETLKW on a helper thread, futex wake (timed floor)";
   if (variant == "lock") return "fasteners::interprocess_lock::lock()";
   if (variant == "try_lock_for") return "fasteners::interprocess_lock::try_lock_for(30 s)";
   if (variant == "python_fasteners") return "Python fasteners InterProcessLock.acquire() (polls)";
@@ -346,6 +414,8 @@ std::optional<std::vector<std::int64_t>> run_variant(const options& opt, const s
     std::unique_ptr<lock_ops> ops;
     if (variant == "raw_ofd") {
       ops = std::make_unique<raw_fcntl_ops>(lock_path, F_OFD_SETLKW, F_OFD_SETLK);
+    } else if (variant == "raw_helper") {
+      ops = std::make_unique<raw_helper_ops>(lock_path);
     } else if (variant == "raw_classic") {
       ops = std::make_unique<raw_fcntl_ops>(lock_path, F_SETLKW, F_SETLK);
     } else if (variant == "lock" || variant == "try_lock_for") {
