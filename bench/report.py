@@ -21,6 +21,8 @@ TARGET_TIMED_VS_BLOCKING = 1.5  # issue 10 (was 2.0)
 TARGET_HELD_RATIO = 1.1  # issue 9: lock+unlock with 900 other locks held vs none
 TARGET_TIMED_MEDIAN_US = 1000.0
 COLLAPSE_RATIO = 0.5  # N=32 throughput must keep at least this share of N=2's
+TARGET_PG_UNCONTENDED = 1.15  # issue 12: postgres_lock try_lock+unlock vs a raw libpq prepared pair
+TARGET_PG_HANDOFF = 1.2  # issue 12: a blocked waiter's handoff vs the raw libpq one (median)
 STARVED_SHARE = 0.1  # a contender under a tenth of its fair share starves
 
 MODE_TITLES = {
@@ -198,6 +200,7 @@ def machine(args):
         "commit": commit,
         "benchmark": dpkg("libbenchmark-dev"),
         "boost": dpkg("libboost-dev"),
+        "tooz": dpkg("python3-tooz"),
     }
 
 
@@ -440,6 +443,143 @@ def reader_writer_section(rw, matrix, results, docs, when=""):
     return lines, False
 
 
+# --- PostgreSQL advisory locks (bench_postgres) ------------------------------------------
+
+PG_TRANSPORTS = {"socket": "unix socket", "tcp": "TCP, 127.0.0.1"}
+
+
+def nearest_rank(values, p):
+    """The p-quantile by nearest rank (as bench_postgres prints it)."""
+    v = sorted(values)
+    rank = int(-(-p * len(v) // 1))
+    return v[min(len(v) - 1, max(rank, 1) - 1)]
+
+
+def postgres_figures(doc):
+    """bench_postgres's JSON reduced to the figures the document shows, or None."""
+    if not doc:
+        return None
+    unc = []
+    for u in doc.get("uncontended", []):
+        if not u.get("raw") or not u.get("library"):
+            continue
+        f = {"transport": u["transport"], "raw_best": min(u["raw"]), "ours_best": min(u["library"]),
+             "raw_median": statistics.median(u["raw"]), "ours_median": statistics.median(u["library"])}
+        f["ratio_best"] = f["ours_best"] / f["raw_best"]
+        f["ratio_median"] = f["ours_median"] / f["raw_median"]
+        unc.append(f)
+    hand = []
+    for h in (doc.get("handoff") or {}).get("transports", []):
+        if not h.get("raw") or not h.get("library"):
+            continue
+        f = {"transport": h["transport"]}
+        for side in ("raw", "library"):
+            v = h[side]
+            f[side] = {"count": len(v), "min": min(v), "median": statistics.median(v), "p90": nearest_rank(v, 0.9),
+                       "p99": nearest_rank(v, 0.99), "max": max(v)}
+        for q in ("median", "p90", "p99"):
+            f["ratio_" + q] = f["library"][q] / f["raw"][q]
+        hand.append(f)
+    lib = doc.get("libpq_version")
+    return {"uncontended": unc, "handoff": hand, "tooz": doc.get("tooz"), "doc": doc,
+            "server": doc.get("server_version") or "?",
+            "libpq": "%d.%d" % (lib // 10000, lib % 10000) if isinstance(lib, int) and lib > 0 else "?"}
+
+
+def postgres_target_rows(pg):
+    """The Targets table's rows for issue 12."""
+    rows = []
+    if pg["uncontended"]:
+        worst = max(f["ratio_best"] for f in pg["uncontended"])
+        rows.append(["PostgreSQL: `postgres_lock` try_lock+unlock ≤ %.2f× a raw libpq prepared pair, socket and "
+                     "TCP (best)" % TARGET_PG_UNCONTENDED,
+                     "; ".join("%s %s (median %s)" % (PG_TRANSPORTS.get(f["transport"], f["transport"]),
+                                                      ratio(f["ratio_best"]), ratio(f["ratio_median"]))
+                               for f in pg["uncontended"]),
+                     status(worst <= TARGET_PG_UNCONTENDED)])
+    if pg["handoff"]:
+        worst = max(f["ratio_median"] for f in pg["handoff"])
+        rows.append(["PostgreSQL: a blocked waiter's handoff ≤ %.1f× the raw libpq handoff (median)" %
+                     TARGET_PG_HANDOFF,
+                     "; ".join("%s %s (%s vs %s)" % (PG_TRANSPORTS.get(f["transport"], f["transport"]),
+                                                     ratio(f["ratio_median"]), us(f["library"]["median"]),
+                                                     us(f["raw"]["median"]))
+                               for f in pg["handoff"]),
+                     status(worst <= TARGET_PG_HANDOFF)])
+    return rows
+
+
+def postgres_section(pg):
+    """The "Across machines" section: markdown lines."""
+    doc = pg["doc"]
+    lines = []
+    w = lines.append
+    w("## Across machines: PostgreSQL advisory locks")
+    w("")
+    w("`bench/bench_postgres.cpp` against a throwaway cluster on this machine (`scripts/postgres-cluster.sh`: "
+      "PostgreSQL %s, fsync off, trust authentication; libpq %s), over its unix socket and over TCP on "
+      "127.0.0.1. Client and server share the machine's CPUs, so a round trip here is mostly two wake-ups "
+      "and the server's work; across a network each figure grows by the network's round trips, for the raw "
+      "calls and the library alike." % (pg["server"], pg["libpq"]))
+    w("")
+    if pg["uncontended"]:
+        w("### Uncontended try_lock + unlock")
+        w("")
+        w("`postgres_lock::try_lock()` + `unlock()` against the floor: a raw libpq prepared "
+          "`pg_try_advisory_lock($1)` + `pg_advisory_unlock($1)` pair on a kept connection (two round trips, as "
+          "for the library). %d repetitions of %d pairs; in every repetition raw and library on both transports "
+          "run in a fresh random order, so that load drift hits them alike. Best (other work on a shared machine "
+          "only ever adds time) and median of the repetitions, per pair." %
+          (doc.get("repetitions", 0), doc.get("iterations", 0)))
+        w("")
+        rows = [[PG_TRANSPORTS.get(f["transport"], f["transport"]), us(f["raw_best"]), us(f["ours_best"]),
+                 ratio(f["ratio_best"]), us(f["raw_median"]), us(f["ours_median"]), ratio(f["ratio_median"])]
+                for f in pg["uncontended"]]
+        w(table(["Transport", "raw libpq, best", "`postgres_lock`, best", "× raw (best)", "raw libpq, median",
+                 "`postgres_lock`, median", "× raw (median)"], rows))
+        w("")
+    if pg["handoff"]:
+        h = doc.get("handoff", {})
+        w("### Handoff to a waiter blocked in the server")
+        w("")
+        w("Two processes hand one lock back and forth, the waiter blocked in the server on its own kept "
+          "connection: raw `pg_advisory_lock($1)` (prepared), or `postgres_lock::lock()` (both holder and waiter "
+          "the library's). The latency runs from the holder reading `CLOCK_MONOTONIC` just before it sends the "
+          "unlock to the waiter reading it right after its lock returns. Before each release the holder sees "
+          "the waiter's request queued and not granted in `pg_locks` and the waiting process asleep in `/proc`%s. "
+          "Raw and library take turns in %d blocks of fresh processes (each process's first wait is not "
+          "counted)." % (", then waits a random 0–%d µs more" % h["hold_us"] if h.get("hold_us") else "",
+                         h.get("blocks", 0)))
+        w("")
+        rows = []
+        for f in pg["handoff"]:
+            name = PG_TRANSPORTS.get(f["transport"], f["transport"])
+            for side, label in (("raw", "raw libpq `pg_advisory_lock`"), ("library", "`postgres_lock::lock()`")):
+                v = f[side]
+                rows.append([name, label, v["count"], us(v["median"]), us(v["p90"]), us(v["p99"]), us(v["max"]),
+                             ratio(f["ratio_median"]) if side == "library" else "",
+                             ratio(f["ratio_p99"]) if side == "library" else ""])
+        w(table(["Transport", "Waiter", "Handoffs", "Median", "p90", "p99", "Max", "Median × raw", "p99 × raw"],
+                rows))
+        w("")
+    tooz = pg["tooz"]
+    tcp = next((f for f in pg["uncontended"] if f["transport"] == "tcp"), None)
+    if tooz and tooz.get("us_per_pair"):
+        w("For contrast, Python tooz (`python3-tooz` %s, its PostgreSQL driver) over TCP: acquire(blocking=False) "
+          "+ release costs %s per pair (%d pairs), %s the time of `postgres_lock`'s try_lock+unlock on TCP "
+          "(best). Its driver opens a new connection for every acquisition and closes it on release." %
+          (pg.get("tooz_version", "?"), us(tooz["us_per_pair"]), tooz.get("pairs", 0),
+           "%.0f×" % (tooz["us_per_pair"] / tcp["ours_best"]) if tcp else "—"))
+        w("")
+    w("What the library adds to a round trip runs in the client: the resource record (which arbitrates "
+      "between the process's threads and objects), the back end's session mutex, and registering the hold with "
+      "the liveness watcher. It sends the same prepared statements, one per call, and makes the same system "
+      "calls as the raw pair (one send, one poll, one receive per statement). The watcher adds no wake-up per "
+      "acquisition; it heartbeats a held session only every `liveness`/4.")
+    w("")
+    return lines
+
+
 # --- the document ---------------------------------------------------------------------
 
 
@@ -461,6 +601,9 @@ def main():
     contention = load_json(os.path.join(R, "contention.json"))
     rwl = load_json(os.path.join(R, "bench_reader_writer_lock.json"))
     rw_matrix = load_json(os.path.join(R, "rw_matrix.json"))
+    pg = postgres_figures(load_json(os.path.join(R, "postgres.json")))
+    if pg:
+        pg["tooz_version"] = m["tooz"]
 
     def t(name, which="best"):
         return gb[name][which] if name in gb else None
@@ -530,7 +673,9 @@ def main():
                      status(collapse_ok)])
         rows.append(["No contender starves (each gets ≥ %.0f%% of a fair share, any N)" % (STARVED_SHARE * 100),
                      "%d starved; smallest share %.2f of fair" % (starved, min_share), status(starve_ok)])
-    w("## Targets (issues 5, 9 and 10)")
+    if pg:
+        rows += postgres_target_rows(pg)
+    w("## Targets (issues 5, 9, 10 and 12)" if pg else "## Targets (issues 5, 9 and 10)")
     w("")
     w(table(["Target", "Measured", ""], rows))
     w("")
@@ -549,6 +694,8 @@ def main():
         ["Load average before / after", "%s / %s" % (args.load_before, args.load_after)],
         ["fasteners commit", m["commit"]],
         ["Google Benchmark / Boost", "%s / %s" % (m["benchmark"], m["boost"])],
+        ["PostgreSQL / libpq / Python tooz", "%s / %s / %s" % ((pg["server"], pg["libpq"], m["tooz"]) if pg else
+                                                               ("not run", "—", "—"))],
         ["Python / fasteners", "%s / %s" % (py.get("python_version", "?") if py else "—",
                                             py.get("fasteners_version", "?") if py else "not installed")],
     ]))
@@ -742,6 +889,11 @@ def main():
             w(line)
         w("")
 
+    # ---- across machines: PostgreSQL
+    if pg:
+        for line in postgres_section(pg):
+            w(line)
+
     # ---- what limits us
     w("## What limits us")
     w("")
@@ -764,6 +916,13 @@ def main():
     if variants.get("python_fasteners"):
         limits.append("**Python fasteners** is limited by its polling sleep (10 ms, up to 100 ms) and by "
                       "opening the lock file on every acquire.")
+    pg_socket = next((f for f in pg["uncontended"] if f["transport"] == "socket"), None) if pg else None
+    if pg_socket:
+        limits.append("**PostgreSQL:** the two round trips of a try_lock+unlock, each a wake-up of the server's "
+                      "backend and then of the client: %s for the raw pair over the unix socket, %s for "
+                      "`postgres_lock` (best). A handoff is one chain of wake-ups (the holder's backend "
+                      "releases, the waiter's backend wakes and answers, the waiter wakes)." %
+                      (us(pg_socket["raw_best"]), us(pg_socket["ours_best"])))
     for line in limits:
         w("- " + line)
     w("")
