@@ -93,11 +93,12 @@ check_format() {
   fi
 }
 
-# Installs the library and builds a consumer against it with find_package and pkg-config.
+# Installs the library and builds a consumer against it with find_package and pkg-config; the
+# same for the postgres component, whose programs take a lock on the cluster started above.
 check_install() {
   note "install + consumer"
-  local prefix=$root/build/install log=$logs/install.log
-  rm -rf "$prefix" "$root/build/consumer" "$root/build/consumer-subdir"
+  local prefix=$root/build/install log=$logs/install.log pg=${FASTENERS_POSTGRES_CONNINFO:-}
+  rm -rf "$prefix" "$root/build/consumer" "$root/build/consumer-subdir" "$root/build/consumer-postgres"
   if cmake --install "$root/build/gcc-cxx17" --prefix "$prefix" >"$log" 2>&1 &&
     cmake -S "$root/tests/consumer" -B "$root/build/consumer" -DCMAKE_PREFIX_PATH="$prefix" >>"$log" 2>&1 &&
     cmake --build "$root/build/consumer" >>"$log" 2>&1 &&
@@ -105,11 +106,22 @@ check_install() {
     PKG_CONFIG_PATH=$prefix/lib/pkgconfig g++ -std=c++17 "$root/tests/consumer/consumer.cpp" \
       $(PKG_CONFIG_PATH=$prefix/lib/pkgconfig pkg-config --cflags --libs fasteners) -o "$root/build/consumer/consumer-pc" >>"$log" 2>&1 &&
     "$root/build/consumer/consumer-pc" "$root/build/consumer/lockfile2" >>"$log" 2>&1 &&
-    cmake -S "$root/tests/consumer" -B "$root/build/consumer-subdir" -DFASTENERS_SOURCE_DIR="$root" >>"$log" 2>&1 &&
+    cmake -S "$root/tests/consumer" -B "$root/build/consumer-postgres" -DCMAKE_PREFIX_PATH="$prefix" \
+      -DCONSUMER_POSTGRES=ON >>"$log" 2>&1 &&
+    cmake --build "$root/build/consumer-postgres" >>"$log" 2>&1 &&
+    "$root/build/consumer-postgres/consumer_postgres" "$pg" >>"$log" 2>&1 &&
+    g++ -std=c++17 "$root/tests/consumer/consumer_postgres.cpp" \
+      $(PKG_CONFIG_PATH=$prefix/lib/pkgconfig pkg-config --cflags --libs fasteners-postgres) \
+      -o "$root/build/consumer-postgres/consumer_postgres-pc" >>"$log" 2>&1 &&
+    "$root/build/consumer-postgres/consumer_postgres-pc" "$pg" >>"$log" 2>&1 &&
+    cmake -S "$root/tests/consumer" -B "$root/build/consumer-subdir" -DFASTENERS_SOURCE_DIR="$root" \
+      -DCONSUMER_POSTGRES=ON >>"$log" 2>&1 &&
     cmake --build "$root/build/consumer-subdir" -j"$jobs" >>"$log" 2>&1 &&
     "$root/build/consumer-subdir/consumer" "$root/build/consumer/lockfile3" >>"$log" 2>&1 &&
+    "$root/build/consumer-subdir/consumer_postgres" "$pg" >>"$log" 2>&1 &&
     test -x "$prefix/bin/fasten" && test -f "$prefix/share/man/man1/fasten.1"; then
-    echo "install: find_package, pkg-config and add_subdirectory consumers built and ran; fasten and its man page installed"
+    echo "install: find_package, pkg-config and add_subdirectory consumers built and ran, the postgres" \
+      "component's too (a lock taken on the cluster); fasten and its man page installed"
     passed=$((passed + 1))
   else
     tail -n 40 "$log"
