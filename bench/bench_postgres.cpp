@@ -73,8 +73,8 @@ struct options {
   std::vector<std::pair<std::string, std::string>> transports;  // {label, conninfo}
   int iterations = 2000;
   int repetitions = 15;
-  int handoffs = 400;
-  int blocks = 8;
+  int handoffs = 1000;
+  int blocks = 25;
   int hold_us = 300;
   int timeout_s = 120;
   std::string tooz_url;
