@@ -38,7 +38,24 @@ if(FASTENERS_HAVE_POSTGRES AND FASTENERS_INSTALL)
           LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
           RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
   install(EXPORT fastenersPostgresTargets NAMESPACE fasteners:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/fasteners)
-  # FASTENERS_PC_* come from the top-level CMakeLists.txt.
+  # FASTENERS_PC_* come from the top-level CMakeLists.txt. A static
+  # libfasteners-postgres needs libpq on its consumer's link line; a shared one
+  # brings it itself.
+  if(BUILD_SHARED_LIBS)
+    set(FASTENERS_PC_PG_REQUIRES "fasteners")
+    set(FASTENERS_PC_PG_REQUIRES_PRIVATE "${FASTENERS_LIBPQ_REQUIRES}")
+    set(FASTENERS_PC_PG_LIBS "")
+    if(NOT FASTENERS_LIBPQ_REQUIRES)
+      set(FASTENERS_PC_PG_LIBS_PRIVATE "-lpq")
+    endif()
+  else()
+    set(FASTENERS_PC_PG_REQUIRES "fasteners ${FASTENERS_LIBPQ_REQUIRES}")
+    set(FASTENERS_PC_PG_REQUIRES_PRIVATE "")
+    set(FASTENERS_PC_PG_LIBS_PRIVATE "")
+    if(NOT FASTENERS_LIBPQ_REQUIRES)
+      set(FASTENERS_PC_PG_LIBS " -lpq")
+    endif()
+  endif()
   configure_file(${PROJECT_SOURCE_DIR}/cmake/fasteners-postgres.pc.in
                  ${PROJECT_BINARY_DIR}/fasteners-postgres.pc @ONLY)
   install(FILES ${PROJECT_BINARY_DIR}/fasteners-postgres.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
