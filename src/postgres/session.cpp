@@ -135,6 +135,12 @@ std::unique_ptr<pg_session> pg_session::connect(const session_params& params) {
   value_ptrs.push_back(nullptr);
   PGconn* conn = PQconnectStartParams(key_ptrs.data(), value_ptrs.data(), 0);
   if (conn == nullptr) throw pg_failure(std::errc::not_enough_memory, "cannot allocate a connection");
+  // libpq prints notices, and an error the server sends an idle session
+  // ("FATAL: terminating connection due to administrator command"), on the
+  // application's stderr. The library does not write there: what matters
+  // reaches the user as an exception or as lost().
+  PQsetNoticeProcessor(
+      conn, [](void*, const char*) {}, nullptr);
   std::unique_ptr<pg_session> session(new pg_session(conn, params.liveness));
   if (PQstatus(conn) == CONNECTION_BAD) session->fail_connection(std::errc::connection_refused, "cannot connect: ");
   PostgresPollingStatusType state = PGRES_POLLING_WRITING;

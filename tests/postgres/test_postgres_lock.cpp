@@ -323,6 +323,48 @@ TEST(PostgresLock, TerminatedSessionIsNoticedOnceAndTheObjectStaysUsable) {
   lock.unlock();
 }
 
+// libpq prints an error that reaches an idle session ("FATAL: terminating
+// connection due to administrator command") through its notice processor,
+// by default on stderr: the application's, which the library leaves alone.
+TEST(PostgresLock, ATerminatedSessionWritesNothingOnTheApplicationsStderr) {
+  FASTENERS_REQUIRE_SERVER();
+  const std::string name = unique_name("quiet");
+  postgres_options o = options_for(cluster->conninfo);
+  o.liveness = 1s;
+  char path[] = "/tmp/fasteners-stderr-XXXXXX";
+  const int capture = ::mkstemp(path);
+  ASSERT_GE(capture, 0);
+  ::unlink(path);
+  const int saved = ::dup(2);
+  ASSERT_GE(saved, 0);
+  ::dup2(capture, 2);
+  bool lost = false;
+  {
+    postgres_lock lock(name, o);
+    lock.lock();
+    const int pid = holder_pid(cluster->conninfo, name);
+    query_value(cluster->conninfo, "SELECT pg_terminate_backend(" + std::to_string(pid) + ")");
+    lost = eventually([&] { return lock.lost(); }, 10s);
+    try {
+      lock.ensure_held();
+    } catch (const lock_lost&) {
+    }
+    lock.unlock();
+    EXPECT_TRUE(lock.try_lock_for(10s));
+    lock.unlock();
+  }
+  ::dup2(saved, 2);
+  ::close(saved);
+  EXPECT_TRUE(lost);
+  const off_t size = ::lseek(capture, 0, SEEK_END);
+  std::string written(static_cast<std::size_t>(std::max<off_t>(size, 0)), '\0');
+  if (size > 0) {
+    EXPECT_EQ(::pread(capture, written.data(), written.size(), 0), size);
+  }
+  ::close(capture);
+  EXPECT_EQ(written, "");
+}
+
 TEST(PostgresLock, FencingTokensIncreaseAcrossAcquisitionsAndProcesses) {
   FASTENERS_REQUIRE_SERVER();
   const std::string name = unique_name("fencing");
