@@ -254,7 +254,9 @@ const char* help_text() {
          "Exit status: the command's, or 128+N if signal N killed it; the conflict code\n"
          "when -n/-w gives up; 126 command not executable, 127 command not found;\n"
          "64 usage error; 66 LOCKFILE is not a usable file (directory, FIFO, symlink...);\n"
-         "71 system error; 73 LOCKFILE cannot be created; 77 permission denied.\n"
+         "71 system error; 73 LOCKFILE cannot be created; 77 permission denied;\n"
+         "with --postgres: 71 server unreachable or gone, 77 authentication refused,\n"
+         "75 the lock was lost while the command ran (it got SIGTERM).\n"
          "--status exits 0 free (or no such file), 1 held shared, 2 held exclusive.\n";
 }
 
