@@ -42,8 +42,9 @@ std::errc errc_of_sqlstate(const std::string& state) {
 // Connection failures carry no SQLSTATE in libpq's API: read the message.
 std::errc errc_of_connect_failure(const std::string& message) {
   if (message.find("authentication") != std::string::npos || message.find("pg_hba.conf") != std::string::npos ||
-      message.find("password") != std::string::npos) {
-    return std::errc::permission_denied;
+      message.find("password") != std::string::npos ||
+      (message.find("role \"") != std::string::npos && message.find("does not exist") != std::string::npos)) {
+    return std::errc::permission_denied;  // a role that does not exist is refused authorization (28000)
   }
   if (message.find("timeout") != std::string::npos) return std::errc::timed_out;
   return std::errc::connection_refused;

@@ -420,6 +420,14 @@ TEST(PostgresLock, WrongDatabaseIsAnError) {
   EXPECT_NE(e.what.find("no_such_database"), std::string::npos) << e.what;
 }
 
+TEST(PostgresLock, UnknownRoleIsRefusedAuthorizationNotConnectionRefused) {
+  FASTENERS_REQUIRE_SERVER();
+  postgres_lock lock("x", postgres_options{cluster->conninfo + " user=no_such_role"});
+  auto e = error_of([&] { lock.lock(); });
+  EXPECT_EQ(e.code, std::errc::permission_denied) << e.what;
+  EXPECT_NE(e.what.find("no_such_role"), std::string::npos) << e.what;
+}
+
 TEST(PostgresLock, DeadlockAcrossTwoNamesIsNotSeenByTheServerATimedWaitEndsIt) {
   // Each name waits on its own session, so the server's wait-for graph never
   // shows that our session holding B waits (in this process) for our session
