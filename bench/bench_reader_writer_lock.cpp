@@ -3,6 +3,7 @@
 //   bench_reader_writer_lock --benchmark_repetitions=7 --benchmark_enable_random_interleaving=true
 //
 //   bench_reader_writer_lock --matrix 7 20 matrix.json
+//   bench_reader_writer_lock --matrix 7 20 - --cells 4x100,8x10 --locks fasteners,std::shared_mutex
 //
 // The matrix (--matrix ROUNDS RUN_MS [OUT]): 1, 2, 4 and 8 threads, each
 // doing operations of which 0, 1, 10, 50 or 100 % are writes, spread evenly
@@ -186,6 +187,36 @@ void add_matrix(std::vector<matrix_entry>& entries, const std::string& name) {
   }
 }
 
+// Keeps only the cells named in `cells` ("4x100,8x10": threads x write
+// percent; empty: all) of the locks whose names contain one of the
+// comma-separated `locks` (empty: all).
+std::vector<std::string> split(const std::string& list) {
+  std::vector<std::string> parts;
+  std::size_t start = 0;
+  while (start <= list.size() && !list.empty()) {
+    const std::size_t comma = std::min(list.find(',', start), list.size());
+    if (comma > start) parts.push_back(list.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return parts;
+}
+
+void filter_matrix(std::vector<matrix_entry>& entries, const std::string& cells, const std::string& locks) {
+  const std::vector<std::string> wanted_cells = split(cells);
+  const std::vector<std::string> wanted_locks = split(locks);
+  auto keep = [&](const matrix_entry& e) {
+    const std::string cell = std::to_string(e.threads) + "x" + std::to_string(e.writes);
+    const bool cell_ok =
+        wanted_cells.empty() || std::find(wanted_cells.begin(), wanted_cells.end(), cell) != wanted_cells.end();
+    const bool lock_ok =
+        wanted_locks.empty() || std::any_of(wanted_locks.begin(), wanted_locks.end(),
+                                            [&](const std::string& l) { return e.lock.find(l) != std::string::npos; });
+    return cell_ok && lock_ok;
+  };
+  entries.erase(std::remove_if(entries.begin(), entries.end(), [&](const matrix_entry& e) { return !keep(e); }),
+                entries.end());
+}
+
 // Every cell of every lock, `rounds` times, in a fresh random order each
 // round; each run lasts about `run_ms`. Writes JSON to `out_path` (or stdout).
 // The best repetition: other work on a shared machine only ever adds time.
@@ -227,7 +258,8 @@ int run_matrix(int rounds, double run_ms, const char* out_path) {
     }
     std::fprintf(stderr, "matrix: round %d of %d done\n", round + 1, rounds);
   }
-  std::FILE* out = out_path != nullptr ? std::fopen(out_path, "w") : stdout;
+  const bool to_stdout = out_path == nullptr || std::string(out_path) == "-";
+  std::FILE* out = to_stdout ? stdout : std::fopen(out_path, "w");
   if (out == nullptr) {
     std::perror(out_path);
     return 1;
@@ -243,15 +275,24 @@ int run_matrix(int rounds, double run_ms, const char* out_path) {
     std::fprintf(out, "]}%s\n", i + 1 < entries.size() ? "," : "");
   }
   std::fprintf(out, "  ]\n}\n");
-  if (out != stdout) std::fclose(out);
+  if (!to_stdout) std::fclose(out);
   return 0;
 }
 
 }  // namespace
 
-// `--matrix ROUNDS RUN_MS [OUT.json]` runs the matrix instead of the
-// Google Benchmark cases.
+// `--matrix ROUNDS RUN_MS [OUT.json|-] [--cells TxW,...] [--locks NAME,...]`
+// runs the matrix instead of the Google Benchmark cases.
 int main(int argc, char** argv) {
+  if (argc >= 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
+    std::printf(
+        "usage: %s --matrix ROUNDS RUN_MS [OUT.json|-] [--cells TxW,...] [--locks NAME,...]\n"
+        "         the threads x writes matrix; --cells 4x100,8x10 keeps those cells (threads x write %%),\n"
+        "         --locks fasteners,std keeps the locks whose names contain one of the words\n"
+        "       %s [Google Benchmark options]   the uncontended read and write pairs\n",
+        argv[0], argv[0]);
+    return 0;
+  }
   register_all<fasteners::reader_writer_lock>(g_matrix, "fasteners::reader_writer_lock");
   register_all<std::shared_mutex>(g_matrix, "std::shared_mutex");
 #if !defined(_WIN32)
@@ -264,7 +305,21 @@ int main(int argc, char** argv) {
   register_all<boost::shared_mutex>(g_matrix, "boost::shared_mutex");
 #endif
   if (argc >= 4 && std::string(argv[1]) == "--matrix") {
-    return run_matrix(std::atoi(argv[2]), std::atof(argv[3]), argc >= 5 ? argv[4] : nullptr);
+    const char* out_path = nullptr;
+    std::string cells, locks;
+    for (int i = 4; i < argc; ++i) {
+      const std::string arg = argv[i];
+      if ((arg == "--cells" || arg == "--locks") && i + 1 < argc) {
+        (arg == "--cells" ? cells : locks) = argv[++i];
+      } else if (i == 4 && arg.rfind("--", 0) != 0) {
+        out_path = argv[i];
+      } else {
+        std::fprintf(stderr, "unknown argument: %s (see --help)\n", argv[i]);
+        return 2;
+      }
+    }
+    filter_matrix(g_matrix, cells, locks);
+    return run_matrix(std::atoi(argv[2]), std::atof(argv[3]), out_path);
   }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
