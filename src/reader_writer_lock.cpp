@@ -31,8 +31,9 @@
 // slots. A writer scans the table only if kSlotsInUse is set, and clears it:
 // alternating readers and writers on one thread never scan.
 //
-// Waiting. A waiter spins for a few microseconds (the holder may be about to
-// let go), then sleeps; nobody polls. Sleepers park in a process-wide table of
+// Waiting. A waiter spins for about a microsecond at most (a writer that
+// finds another writer inside not at all; see kSpins), then sleeps; nobody
+// polls. Sleepers park in a process-wide table of
 // buckets chosen by the lock's address (a small "parking lot", as in WebKit,
 // parking_lot and folly), not in the lock itself: a thread that releases the
 // lock and then wakes sleepers must not touch the lock object after its
@@ -56,10 +57,14 @@
 // parking_lot does. A thread woken for nothing sleeps again in the place it
 // had (its ticket), so the longest waiter stays first in line.
 //
-// kWritersParked also holds back new readers. It stays set after the last
-// sleeping writer has been woken, until that writer has settled (taken the
-// lock or gone back to sleep or given up; settle_waiters), so that readers
-// asleep behind it do not get in first.
+// A woken writer sets kWriterWoken (under the bucket's mutex, with the
+// wake) and keeps it until it has settled: taken the lock, gone back to
+// sleep or given up (settle_waiters). Like kWritersParked it holds back new
+// readers, so that readers asleep behind it do not get in first. While it is
+// set a release wakes nobody and takes no mutex (as Go's mutexWoken): without
+// that, every release between a wake and the moment the woken writer gets a
+// CPU (a whole time slice when threads outnumber cores) went through the
+// bucket, and woke the next writer too, which then fought the first.
 #include <fasteners/reader_writer_lock.hpp>
 
 // Sleepers wait on a futex on Linux; elsewhere (or with
@@ -90,8 +95,7 @@ namespace {
 // Bits of reader_writer_lock::state_.
 // A writer holds the lock, or has claimed it and waits for readers to leave.
 constexpr std::uint32_t kWriteLocked = 1u << 0;
-// Writers sleep in the parking bucket, or one was woken and has not settled
-// yet (see settle_waiters). Holds back new readers.
+// Writers sleep in the parking bucket. Holds back new readers.
 constexpr std::uint32_t kWritersParked = 1u << 1;
 // Readers may be registered in the slot table.
 constexpr std::uint32_t kSlotsInUse = 1u << 2;
@@ -99,11 +103,16 @@ constexpr std::uint32_t kSlotsInUse = 1u << 2;
 constexpr std::uint32_t kReadersParked = 1u << 3;
 // The writer that claimed the lock sleeps until the counted readers are gone.
 constexpr std::uint32_t kDrainerParked = 1u << 4;
+// A writer was woken from the bucket and has not settled yet (taken the
+// lock, gone back to sleep or given up). Holds back new readers; while it is
+// set a release wakes nobody: one woken writer at a time is enough to keep
+// the lock going, and more would only fight over it.
+constexpr std::uint32_t kWriterWoken = 1u << 5;
 // The rest counts readers that are not in a slot.
-constexpr std::uint32_t kReaderShift = 5;
+constexpr std::uint32_t kReaderShift = 6;
 constexpr std::uint32_t kOneReader = 1u << kReaderShift;
 
-constexpr std::uint32_t kBlocksReaders = kWriteLocked | kWritersParked;
+constexpr std::uint32_t kBlocksReaders = kWriteLocked | kWritersParked | kWriterWoken;
 constexpr std::uint32_t kParked = kWritersParked | kReadersParked;
 
 constexpr std::uint32_t counted_readers(std::uint32_t state) { return state >> kReaderShift; }
@@ -415,9 +424,15 @@ constexpr auto kForever = std::chrono::steady_clock::time_point::max();
 // A deadline meaning "one attempt, no waiting at all" (try_lock).
 constexpr auto kOneTry = std::chrono::steady_clock::time_point::min();
 
-// How long to spin before sleeping: a few microseconds, about what it costs
-// to put a thread to sleep and wake it again.
-constexpr std::uint32_t kSpins = 128;
+// How long a reader held back by a writer, a writer draining readers, or a
+// woken writer spins before it sleeps: about a microsecond. Not longer, and
+// a writer that finds another writer inside does not spin at all: where
+// threads outnumber cores the spinner takes the CPU that the holder needs,
+// and where they do not, two writers that spin hand the lock back and forth
+// between cores on every acquisition (a cache miss each time) instead of one
+// running on at full speed while the other sleeps; std::shared_mutex does not
+// spin either, and measured on two cores every spin made writes slower.
+constexpr std::uint32_t kSpins = 32;
 
 inline void cpu_relax() noexcept {
 #if defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
@@ -500,7 +515,7 @@ bool reader_writer_lock::lock_shared_impl(std::chrono::steady_clock::time_point 
   for (std::uint32_t spin = 0; where == kFailed && wait && spin < kSpins; ++spin) {
     cpu_relax();
     const std::uint32_t state = state_.load(std::memory_order_relaxed);
-    if (state & kWritersParked) break;
+    if (state & (kWritersParked | kWriterWoken)) break;
     if (!(state & kBlocksReaders)) where = enter_shared();
   }
   if (where == kFailed && wait) where = lock_shared_slow(deadline);
@@ -681,7 +696,7 @@ void reader_writer_lock::release_counted_reader() noexcept {
 void reader_writer_lock::lock() FASTENERS_NO_THREAD_SAFETY_ANALYSIS {
   const thread_record& r = t_record;
   std::uint32_t state = state_.load(std::memory_order_relaxed);
-  if ((state & ~kParked) == 0 && r.held_count == 0 && !r.spilled &&
+  if ((state & ~(kParked | kWriterWoken)) == 0 && r.held_count == 0 && !r.spilled &&
       state_.compare_exchange_strong(state, state | kWriteLocked, std::memory_order_acquire,
                                      std::memory_order_relaxed)) {
     writer_.store(self(), std::memory_order_relaxed);
@@ -712,22 +727,16 @@ bool reader_writer_lock::lock_exclusive(std::chrono::steady_clock::time_point de
   if (!wait) {
     // One attempt: nobody holds it or waits for it.
     while (!(state & kBlocksReaders) && counted_readers(state) == 0) {
-      if (state_.compare_exchange_weak(state, state | kWriteLocked)) return finish_claim(state, kOneTry, false);
+      if (state_.compare_exchange_weak(state, state | kWriteLocked)) return finish_claim(state, kOneTry);
     }
     return false;
   }
   // Claim the lock whenever no writer has it (readers inside are drained
-  // afterwards, and none can come in once it is claimed). Spin a little first
-  // if nobody sleeps: the writer that has it may be about to let go.
-  for (std::uint32_t spin = 0;; ++spin) {
-    if (!(state & kWriteLocked)) {
-      if (state_.compare_exchange_weak(state, state | kWriteLocked)) return finish_claim(state, deadline, false);
-      continue;
-    }
-    if (spin >= kSpins || (state & kWritersParked)) return lock_exclusive_slow(deadline);
-    cpu_relax();
-    state = state_.load(std::memory_order_relaxed);
+  // afterwards, and none can come in once it is claimed).
+  while (!(state & kWriteLocked)) {
+    if (state_.compare_exchange_weak(state, state | kWriteLocked)) return finish_claim(state, deadline);
   }
+  return lock_exclusive_slow(deadline);
 }
 
 bool reader_writer_lock::lock_exclusive_slow(std::chrono::steady_clock::time_point deadline) {
@@ -735,6 +744,8 @@ bool reader_writer_lock::lock_exclusive_slow(std::chrono::steady_clock::time_poi
   waiter me;
   me.key = this;
   me.kind = wait_kind::writer;
+  // Woken with kRetry: kWriterWoken is set for this writer, which clears it
+  // when it takes the lock, sleeps again or gives up.
   bool woken = false;
   for (;;) {
     std::uint32_t state = state_.load(std::memory_order_relaxed);
@@ -742,8 +753,9 @@ bool reader_writer_lock::lock_exclusive_slow(std::chrono::steady_clock::time_poi
       cpu_relax();
       state = state_.load(std::memory_order_relaxed);
     }
+    const std::uint32_t mine = woken ? kWriterWoken : 0u;
     while (!(state & kWriteLocked)) {
-      if (state_.compare_exchange_weak(state, state | kWriteLocked)) return finish_claim(state, deadline, woken);
+      if (state_.compare_exchange_weak(state, (state | kWriteLocked) & ~mine)) return finish_claim(state, deadline);
     }
     {
       bucket_guard guard(bucket.mutex);
@@ -751,9 +763,10 @@ bool reader_writer_lock::lock_exclusive_slow(std::chrono::steady_clock::time_poi
       state = state_.load(std::memory_order_relaxed);
       bool blocked = false;
       while ((state & kWriteLocked) && !blocked) {
-        blocked = state_.compare_exchange_weak(state, state | kWritersParked, std::memory_order_relaxed);
+        blocked = state_.compare_exchange_weak(state, (state | kWritersParked) & ~mine, std::memory_order_relaxed);
       }
       if (!blocked) continue;
+      woken = false;
       me.token.store(kAsleep, std::memory_order_relaxed);
       bucket.insert(&me);
     }
@@ -766,7 +779,7 @@ bool reader_writer_lock::lock_exclusive_slow(std::chrono::steady_clock::time_poi
       }
       if (queued) {
         // Others may have waited only because of this writer.
-        settle_waiters(woken);
+        settle_waiters(false);
         return false;
       }
       token = wait_for_token(me, kForever);
@@ -775,14 +788,15 @@ bool reader_writer_lock::lock_exclusive_slow(std::chrono::steady_clock::time_poi
       // The last writer kept the lock locked for us: there are no readers.
       writer_.store(self(), std::memory_order_relaxed);
       write_depth_ = 1;
-      if (state_.load(std::memory_order_relaxed) & kWritersParked) settle_waiters(true);
       return true;
     }
     woken = true;
     if (deadline != kForever && std::chrono::steady_clock::now() >= deadline) {
       state = state_.load(std::memory_order_relaxed);
       while (!(state & kWriteLocked)) {
-        if (state_.compare_exchange_weak(state, state | kWriteLocked)) return finish_claim(state, deadline, true);
+        if (state_.compare_exchange_weak(state, (state | kWriteLocked) & ~kWriterWoken)) {
+          return finish_claim(state, deadline);
+        }
       }
       settle_waiters(true);
       return false;
@@ -791,11 +805,8 @@ bool reader_writer_lock::lock_exclusive_slow(std::chrono::steady_clock::time_poi
 }
 
 // The claim is made (kWriteLocked set, from `claimed_from`): wait for the
-// readers still inside, then own the lock. `woken`: this writer was woken
-// from the bucket, where kWritersParked was kept set for it.
-bool reader_writer_lock::finish_claim(std::uint32_t claimed_from, std::chrono::steady_clock::time_point deadline,
-                                      bool woken) {
-  if (woken && (claimed_from & kWritersParked)) settle_waiters(true);
+// readers still inside, then own the lock.
+bool reader_writer_lock::finish_claim(std::uint32_t claimed_from, std::chrono::steady_clock::time_point deadline) {
   // Counted readers cannot come in after the claim, so without slot readers
   // and counted ones there is nobody to wait for.
   if (claimed_from & kSlotsInUse) move_slot_readers_to_count();
@@ -903,7 +914,8 @@ void reader_writer_lock::unlock_and_lock_shared() FASTENERS_NO_THREAD_SAFETY_ANA
 // is cleared, `this` may be gone: the rest only uses its address.
 void reader_writer_lock::release_write(std::uint32_t readers, bool may_hand_over) noexcept {
   std::uint32_t state = state_.load(std::memory_order_relaxed);
-  while (!(state & kParked)) {
+  // Nobody asleep, or a woken writer on its way (who will see to the others).
+  while (!(state & kParked) || (state & kWriterWoken)) {
     if (state_.compare_exchange_weak(state, (state & ~(kWriteLocked | kDrainerParked)) + readers,
                                      std::memory_order_release, std::memory_order_relaxed)) {
       return;
@@ -927,8 +939,9 @@ void reader_writer_lock::release_write(std::uint32_t readers, bool may_hand_over
       }
     }
   }
-  const bool fair = first != nullptr && bucket.fair_due();
   state = state_.load(std::memory_order_relaxed);
+  // A writer woken meanwhile (settle_waiters) sees to the others.
+  const bool fair = first != nullptr && !(state & kWriterWoken) && bucket.fair_due();
   if (fair && first == first_writer && may_hand_over) {
     // A fair hand-over: the writer that has slept longest gets the lock
     // without it ever being free.
@@ -941,63 +954,73 @@ void reader_writer_lock::release_write(std::uint32_t readers, bool may_hand_over
     return;
   }
   std::uint32_t handed_readers = 0;
-  if (fair || (first_writer == nullptr && !(state & kWritersParked))) {
-    // Readers go: those ahead of the first writer after a fair turn, else
-    // every sleeping reader (no writer sleeps).
-    for (waiter* w = bucket.head; w != nullptr;) {
-      waiter* const next = w->next;
-      if (w->key == this && w->kind == wait_kind::writer) break;
-      if (w->key == this && w->kind == wait_kind::reader) {
-        bucket.remove(w);
-        wake.add(w, fair ? kHandedOff : kRetry);
-        ++handed_readers;
+  std::uint32_t set = 0;
+  std::uint32_t clear = kWriteLocked | kDrainerParked;
+  if (!(state & kWriterWoken)) {
+    if (fair || first_writer == nullptr) {
+      // Readers go: those ahead of the first writer after a fair turn, else
+      // every sleeping reader (no writer sleeps).
+      for (waiter* w = bucket.head; w != nullptr;) {
+        waiter* const next = w->next;
+        if (w->key == this && w->kind == wait_kind::writer) break;
+        if (w->key == this && w->kind == wait_kind::reader) {
+          bucket.remove(w);
+          wake.add(w, fair ? kHandedOff : kRetry);
+          ++handed_readers;
+        }
+        w = next;
       }
-      w = next;
     }
+    if (first_writer != nullptr) {
+      // A writer goes next (or after the readers handed the lock): it
+      // settles kWriterWoken.
+      bucket.remove(first_writer);
+      wake.add(first_writer, kRetry);
+      set |= kWriterWoken;
+    }
+    if (!more_writers) clear |= kWritersParked;
+    if (bucket.find(this, wait_kind::reader) == nullptr) clear |= kReadersParked;
   }
-  if (first_writer != nullptr) {
-    // A writer goes next; it keeps kWritersParked set until it settles.
-    bucket.remove(first_writer);
-    wake.add(first_writer, kRetry);
-  }
-  const bool readers_left = bucket.find(this, wait_kind::reader) != nullptr;
   std::uint32_t next;
   do {
-    next = (state & ~(kWriteLocked | kDrainerParked)) + readers;
+    next = ((state & ~clear) | set) + readers;
     if (fair) next += handed_readers * kOneReader;
-    if (!readers_left) next &= ~kReadersParked;
   } while (!state_.compare_exchange_weak(state, next, std::memory_order_release, std::memory_order_relaxed));
 }
 
-// For a writer that was woken (or gave up): kWritersParked was kept set for
-// it; set it right from the bucket, and if that frees the lock for those
-// asleep, wake them.
-void reader_writer_lock::settle_waiters(bool /*woken*/) noexcept {
+// For a writer that gave up while asleep (`woken` false) or after it was
+// woken (true: kWriterWoken is its to clear): kWritersParked is set right
+// from the bucket, and if the lock is free, whoever it held back is woken.
+void reader_writer_lock::settle_waiters(bool woken) noexcept {
   parking_bucket& bucket = bucket_of(this);
   wake_list wake;
   bucket_guard guard(bucket.mutex);
-  const bool writers = bucket.find(this, wait_kind::writer) != nullptr;
-  std::uint32_t state = state_.load(std::memory_order_relaxed);
-  if (!writers) {
-    state = state_.fetch_and(~kWritersParked, std::memory_order_relaxed) & ~kWritersParked;
-  }
-  if (state & kWriteLocked) return;
-  // The lock is free: whoever sleeps gets a look at it.
-  if (waiter* w = bucket.find(this, wait_kind::writer)) {
-    bucket.remove(w);
-    wake.add(w, kRetry);
-    return;
-  }
-  if (!(state & kReadersParked)) return;
-  for (waiter* w = bucket.head; w != nullptr;) {
-    waiter* const next = w->next;
-    if (w->key == this && w->kind == wait_kind::reader) {
-      bucket.remove(w);
-      wake.add(w, kRetry);
+  waiter* const writer = bucket.find(this, wait_kind::writer);
+  std::uint32_t clear = woken ? kWriterWoken : 0u;
+  if (writer == nullptr) clear |= kWritersParked;
+  std::uint32_t state = state_.fetch_and(~clear, std::memory_order_relaxed) & ~clear;
+  // Held: its release wakes whom it must. Another writer woken: it will.
+  if (state & (kWriteLocked | kWriterWoken)) return;
+  std::uint32_t set = 0;
+  clear = 0;
+  if (writer != nullptr) {
+    bucket.remove(writer);
+    wake.add(writer, kRetry);
+    set = kWriterWoken;
+    if (bucket.find(this, wait_kind::writer) == nullptr) clear = kWritersParked;
+  } else if (state & kReadersParked) {
+    for (waiter* w = bucket.head; w != nullptr;) {
+      waiter* const next = w->next;
+      if (w->key == this && w->kind == wait_kind::reader) {
+        bucket.remove(w);
+        wake.add(w, kRetry);
+      }
+      w = next;
     }
-    w = next;
+    clear = kReadersParked;
   }
-  state_.fetch_and(~kReadersParked, std::memory_order_relaxed);
+  while (!state_.compare_exchange_weak(state, (state & ~clear) | set, std::memory_order_relaxed)) {
+  }
 }
 
 // --- Questions --------------------------------------------------------------
@@ -1020,7 +1043,7 @@ bool reader_writer_lock::is_writer(bool /*check_pending*/) const noexcept {
 
 bool reader_writer_lock::has_pending_writers() const noexcept {
   const std::uint32_t state = state_.load();
-  if (state & kWritersParked) return true;
+  if (state & (kWritersParked | kWriterWoken)) return true;
   // A writer that has claimed the lock but waits for readers to leave.
   return (state & kWriteLocked) && writer_.load() == nullptr;
 }

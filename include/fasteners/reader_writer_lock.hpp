@@ -43,9 +43,10 @@
 // the calling thread as soon as readers overlap, so readers on different
 // cores do not slow each other down. A writer pays for that: taking the write
 // lock after overlapping readers have been active scans a small process-wide
-// table (16 to 256 cache lines, by core count). Waiters spin for a few
-// microseconds, then sleep until woken (a futex on Linux); a release wakes
-// one writer, or the readers, never everyone; nobody polls. The object itself
+// table (16 to 256 cache lines, by core count). Waiters spin for a
+// microsecond at most (a writer behind a writer not at all), then sleep until
+// woken (a futex on Linux); a release wakes one writer, or the readers, never
+// everyone, and none while a woken writer has yet to look; nobody polls. The object itself
 // is 16 bytes. Each thread keeps its read holds in a small thread_local table:
 // eight locks inline, more on the heap (so the ninth concurrent read lock of
 // one thread may throw std::bad_alloc).
@@ -167,7 +168,7 @@ class FASTENERS_CAPABILITY("mutex") reader_writer_lock {
   bool try_lock_shared_until_steady(std::chrono::steady_clock::time_point deadline);
   bool lock_exclusive(std::chrono::steady_clock::time_point deadline, bool wait);
   bool lock_exclusive_slow(std::chrono::steady_clock::time_point deadline);
-  bool finish_claim(std::uint32_t claimed_from, std::chrono::steady_clock::time_point deadline, bool woken);
+  bool finish_claim(std::uint32_t claimed_from, std::chrono::steady_clock::time_point deadline);
   bool drain_readers(std::chrono::steady_clock::time_point deadline);
   void abandon_claim() noexcept;
   void release_write(std::uint32_t readers, bool may_hand_over) noexcept;
