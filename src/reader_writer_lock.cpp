@@ -884,6 +884,13 @@ void reader_writer_lock::unlock() FASTENERS_NO_THREAD_SAFETY_ANALYSIS {
   const thread_record& r = t_record;
   if (r.held_count == 0 && !r.spilled) {
     writer_.store(nullptr, std::memory_order_relaxed);
+    // release_write's fast path, here so that the common case makes no call.
+    std::uint32_t state = state_.load(std::memory_order_relaxed);
+    if ((!(state & kParked) || (state & kWriterWoken)) &&
+        state_.compare_exchange_strong(state, state & ~(kWriteLocked | kDrainerParked), std::memory_order_release,
+                                       std::memory_order_relaxed)) {
+      return;
+    }
     release_write(0, true);
     return;
   }
