@@ -433,15 +433,19 @@ def reader_writer_section(rw, matrix, results, docs, when=""):
         if drawn:
             w("![reader-writer lock matrix](rw_matrix.svg)")
             w("")
-        w("What limits the rest. Uncontended, both locks do the same two atomic read-modify-writes per pair; "
-          "`reader_writer_lock` adds its per-thread record of read holds (what lets a reader re-enter past "
-          "waiting writers and makes read→write a reported error rather than a hang), so parity, not a 10 % "
-          "lead, is what is left to win there. With more threads than the 2 cores, what a cell measures is "
-          "mostly the scheduler: whether the thread holding the lock is preempted, and how many sleepers a "
-          "release has to wake (one here: a writer, or the readers). Cells within ±20 % of 1.00× move "
-          "across that band from one run to the next on a shared machine (compare best and median); "
-          "with other work on the cores, threads meant to run side by side often run one after the other, "
-          "which hides the cost of sharing a cache line (the two-reader cell shows it most).")
+        w("What limits the rest. Uncontended, both locks do two atomic read-modify-writes per pair; "
+          "`reader_writer_lock` keeps its per-thread record of read holds besides (what lets a reader re-enter "
+          "past waiting writers and makes read→write a reported error rather than a hang), and wins by an "
+          "unlock that makes no call in the common case. With more threads than the 2 cores, what a cell "
+          "measures is mostly the scheduler: whether the thread holding the lock is preempted, and how many "
+          "sleepers a release has to wake. A waiter that finds a writer inside does not spin (a spinner takes "
+          "the CPU the holder needs), and a release wakes one writer, or the readers, and nobody while a woken "
+          "writer has yet to look, so writers that outnumber the cores no longer wake each other in turn. The "
+          "thinnest margins are the mixes with a few writes: a writer that follows overlapping readers scans "
+          "their slots, and wakes the readers queued behind it. Cells within ±20 % of 1.00× move across that "
+          "band from one run to the next on a shared machine (compare best and median); with other work on "
+          "the cores, threads meant to run side by side often run one after the other, which hides the cost "
+          "of sharing a cache line (the two-reader cell shows it most).")
         w("")
         return lines, drawn
     return lines, False
