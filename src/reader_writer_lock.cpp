@@ -456,23 +456,34 @@ inline void cpu_relax() noexcept {
 // takes its home slot, or one that does counts one more hold.
 void reader_writer_lock::lock_shared() FASTENERS_NO_THREAD_SAFETY_ANALYSIS {
   thread_record& r = t_record;
-  for (std::uint32_t i = 0; i < r.held_count; ++i) {
+  const std::uint32_t held = r.held_count;
+  for (std::uint32_t i = 0; i < held; ++i) {
     if (r.held[i].lock == this) {
       ++r.held[i].count;
       return;
     }
   }
   std::uint32_t state = state_.load(std::memory_order_relaxed);
-  if (r.held_count < kInlineHeld && !r.spilled && (state & ~kReadersParked) == 0) {
-    // No reader inside and none since the last writer: count ourselves in
-    // the state word, as std::shared_mutex does; slots pay off only once
-    // readers overlap.
-    if (state_.compare_exchange_strong(state, state + kOneReader, std::memory_order_acquire,
-                                       std::memory_order_relaxed)) {
-      r.held[r.held_count++] = held_read{this, 1, kCounted};
-      return;
-    }
+  // No reader inside and none since the last writer: count ourselves in the
+  // state word, as std::shared_mutex does; slots pay off only once readers
+  // overlap. Everything else is out of line, so that this path needs no
+  // stack frame.
+  if (held < kInlineHeld && !r.spilled && (state & ~kReadersParked) == 0 &&
+      state_.compare_exchange_strong(state, state + kOneReader, std::memory_order_acquire, std::memory_order_relaxed)) {
+    r.held[held] = held_read{this, 1, kCounted};
+    r.held_count = held + 1;
+    return;
   }
+  lock_shared_not_alone(state);
+}
+
+// Readers overlap (or a writer is about): the thread's home slot, else the
+// general path.
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+void reader_writer_lock::lock_shared_not_alone(std::uint32_t state) FASTENERS_NO_THREAD_SAFETY_ANALYSIS {
+  thread_record& r = t_record;
   if (r.held_count < kInlineHeld && !r.spilled && r.home_plus_one != 0 &&
       (state & (kBlocksReaders | kSlotsInUse)) == kSlotsInUse) {
     const std::uint32_t home = r.home_plus_one - 1;

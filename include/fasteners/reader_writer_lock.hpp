@@ -174,6 +174,7 @@ class FASTENERS_CAPABILITY("mutex") reader_writer_lock {
   void release_write(std::uint32_t readers, bool may_hand_over) noexcept;
   void settle_waiters(bool woken) noexcept;
   bool lock_shared_impl(std::chrono::steady_clock::time_point deadline, bool wait);
+  void lock_shared_not_alone(std::uint32_t state);
   std::int32_t enter_shared() noexcept;
   std::int32_t lock_shared_slow(std::chrono::steady_clock::time_point deadline);
   void move_slot_readers_to_count() noexcept;
