@@ -29,6 +29,8 @@
 // the same server (it connects for every acquisition).
 #include <fasteners/postgres_lock.hpp>
 
+#include "handoff_protocol.hpp"
+
 #include <fcntl.h>
 #include <libpq-fe.h>
 #include <signal.h>
@@ -53,21 +55,22 @@
 #include <string>
 #include <vector>
 
-namespace {
-
-using clock_type = std::chrono::steady_clock;
-
-[[noreturn]] void die(const std::string& what) {
+void bench::die(const std::string& what) {
   std::fprintf(stderr, "bench_postgres[%d]: %s\n", static_cast<int>(::getpid()), what.c_str());
   std::fflush(stderr);
   ::_exit(1);
 }
 
-std::int64_t monotonic_ns() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
+namespace {
+
+using bench::die;
+using bench::expect;
+using bench::header_bytes;
+using bench::monotonic_ns;
+using bench::send;
+using bench::shared_view;
+
+using clock_type = std::chrono::steady_clock;
 
 struct options {
   std::vector<std::pair<std::string, std::string>> transports;  // {label, conninfo}
@@ -225,49 +228,6 @@ std::vector<uncontended_result> run_uncontended(const options& opt) {
 }
 
 // ---- handoff ---------------------------------------------------------------
-
-// Shared memory: int64 release time (ns), int32 pids of roles 0 and 1, then
-// int64 latency of handoff k (ns).
-constexpr std::size_t header_bytes = 16;
-
-struct shared_view {
-  unsigned char* base;
-  void set_release(std::int64_t ns) const { std::memcpy(base, &ns, 8); }
-  std::int64_t release() const {
-    std::int64_t ns;
-    std::memcpy(&ns, base, 8);
-    return ns;
-  }
-  void set_pid(int role, std::int32_t pid) const { std::memcpy(base + 8 + 4 * role, &pid, 4); }
-  std::int32_t pid(int role) const {
-    std::int32_t pid;
-    std::memcpy(&pid, base + 8 + 4 * role, 4);
-    return pid;
-  }
-  void set_latency(int k, std::int64_t ns) const { std::memcpy(base + header_bytes + 8 * k, &ns, 8); }
-  std::int64_t latency(int k) const {
-    std::int64_t ns;
-    std::memcpy(&ns, base + header_bytes + 8 * k, 8);
-    return ns;
-  }
-};
-
-void send(int fd, char c) {
-  while (::write(fd, &c, 1) != 1) {
-    if (errno != EINTR) die(std::string("pipe write: ") + std::strerror(errno));
-  }
-}
-
-void expect(int fd, char want) {
-  char c = 0;
-  for (;;) {
-    const ssize_t n = ::read(fd, &c, 1);
-    if (n == 1) break;
-    if (n == 0) die("peer went away");
-    if (errno != EINTR) die(std::string("pipe read: ") + std::strerror(errno));
-  }
-  if (c != want) die(std::string("protocol: expected '") + want + "', got '" + c + "'");
-}
 
 // The process state letter in /proc/PID/stat (of its main thread, the waiter).
 char process_state(int pid) {

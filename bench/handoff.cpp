@@ -23,6 +23,8 @@
 //           [--python PATH] [--python-script PATH] [--json FILE] [--samples DIR]
 #include <fasteners/interprocess_lock.hpp>
 
+#include "handoff_protocol.hpp"
+
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <signal.h>
@@ -56,48 +58,22 @@
 #define FASTENERS_BENCH_DIR "bench"
 #endif
 
-namespace {
-
-namespace fs = std::filesystem;
-
-std::int64_t monotonic_ns() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-[[noreturn]] void die(const std::string& what) {
+void bench::die(const std::string& what) {
   std::fprintf(stderr, "handoff[%d]: %s\n", static_cast<int>(::getpid()), what.c_str());
   std::fflush(stderr);
   ::_exit(1);
 }
 
-// Shared memory layout, also used by handoff_python.py:
-//   0: int64 release time (ns)   8: int32 pid of role 0   12: int32 pid of role 1
-//   16: int64 latency of handoff k (ns), k = 0 .. rounds-1
-constexpr std::size_t header_bytes = 16;
+namespace {
 
-struct shared_view {
-  unsigned char* base;
-  void set_release(std::int64_t ns) const { std::memcpy(base, &ns, 8); }
-  std::int64_t release() const {
-    std::int64_t ns;
-    std::memcpy(&ns, base, 8);
-    return ns;
-  }
-  void set_pid(int role, std::int32_t pid) const { std::memcpy(base + 8 + 4 * role, &pid, 4); }
-  std::int32_t pid(int role) const {
-    std::int32_t pid;
-    std::memcpy(&pid, base + 8 + 4 * role, 4);
-    return pid;
-  }
-  void set_latency(int k, std::int64_t ns) const { std::memcpy(base + header_bytes + 8 * k, &ns, 8); }
-  std::int64_t latency(int k) const {
-    std::int64_t ns;
-    std::memcpy(&ns, base + header_bytes + 8 * k, 8);
-    return ns;
-  }
-};
+using bench::die;
+using bench::expect;
+using bench::header_bytes;
+using bench::monotonic_ns;
+using bench::send;
+using bench::shared_view;
+
+namespace fs = std::filesystem;
 
 // One side's way of taking and dropping the lock.
 struct lock_ops {
@@ -224,23 +200,6 @@ class fasteners_ops : public lock_ops {
   fasteners::interprocess_lock lock_;
   bool timed_;
 };
-
-void send(int fd, char c) {
-  while (::write(fd, &c, 1) != 1) {
-    if (errno != EINTR) die(std::string("pipe write: ") + std::strerror(errno));
-  }
-}
-
-void expect(int fd, char want) {
-  char c = 0;
-  for (;;) {
-    const ssize_t n = ::read(fd, &c, 1);
-    if (n == 1) break;
-    if (n == 0) die("peer went away");
-    if (errno != EINTR) die(std::string("pipe read: ") + std::strerror(errno));
-  }
-  if (c != want) die(std::string("protocol: expected '") + want + "', got '" + c + "'");
-}
 
 // Waits until `pid` sleeps (state S in /proc/PID/stat): it then waits inside
 // the kernel or, for a polling lock, between two polls.
