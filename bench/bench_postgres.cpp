@@ -66,7 +66,10 @@ namespace {
 using bench::die;
 using bench::expect;
 using bench::header_bytes;
+using bench::lock_ops;
 using bench::monotonic_ns;
+using bench::role_setup;
+using bench::run_role;
 using bench::send;
 using bench::shared_view;
 
@@ -229,28 +232,6 @@ std::vector<uncontended_result> run_uncontended(const options& opt) {
 
 // ---- handoff ---------------------------------------------------------------
 
-// The process state letter in /proc/PID/stat (of its main thread, the waiter).
-char process_state(int pid) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return '?';
-  char buf[512];
-  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return '?';
-  buf[n] = '\0';
-  const char* close_paren = std::strrchr(buf, ')');
-  return close_paren != nullptr && close_paren[1] == ' ' ? close_paren[2] : '?';
-}
-
-// One side's way of taking and dropping the lock.
-struct lock_ops {
-  virtual ~lock_ops() = default;
-  virtual void acquire() = 0;
-  virtual void release() = 0;
-};
-
 class raw_ops : public lock_ops {
  public:
   raw_ops(const std::string& conninfo, const std::string& name)
@@ -312,51 +293,6 @@ class queue_watch {
   std::string sql_;
 };
 
-struct role_setup {
-  int role;
-  int in_fd, out_fd;
-  shared_view shm;
-  int rounds;
-  int hold_us;
-};
-
-void run_role(const role_setup& s, lock_ops& ops, queue_watch& queue) {
-  s.shm.set_pid(s.role, static_cast<std::int32_t>(::getpid()));
-  std::minstd_rand random(static_cast<unsigned>(s.role + 1 + ::getpid()));
-  std::uniform_int_distribution<int> hold_ns(0, s.hold_us * 1000);
-  bool holder = s.role == 0;
-  if (holder) {
-    ops.acquire();
-    send(s.out_fd, 'a');
-  } else {
-    expect(s.in_fd, 'a');
-  }
-  for (int k = 0; k < s.rounds; ++k) {
-    if (holder) {
-      expect(s.in_fd, 'w');
-      queue.wait_until_queued();
-      const int peer = s.shm.pid(1 - s.role);
-      for (int i = 0; i < 100000 && process_state(peer) != 'S'; ++i) {
-        const timespec pause{0, 20'000};
-        ::nanosleep(&pause, nullptr);
-      }
-      const timespec pause{0, hold_ns(random)};
-      ::nanosleep(&pause, nullptr);
-      s.shm.set_release(monotonic_ns());
-      ops.release();
-      expect(s.in_fd, 'a');
-    } else {
-      send(s.out_fd, 'w');
-      ops.acquire();
-      const std::int64_t acquired = monotonic_ns();
-      s.shm.set_latency(k, acquired - s.shm.release());
-      send(s.out_fd, 'a');
-    }
-    holder = !holder;
-  }
-  if (holder) ops.release();
-}
-
 // One block of one variant in two fresh processes: the latencies (ns), the
 // first two left out.
 std::vector<std::int64_t> run_handoff_block(const options& opt, bool library, const std::string& conninfo,
@@ -390,7 +326,7 @@ std::vector<std::int64_t> run_handoff_block(const options& opt, bool library, co
       } else {
         ops = std::make_unique<raw_ops>(conninfo, name);
       }
-      run_role(role_setup{role, in_fd, out_fd, shm, rounds, opt.hold_us}, *ops, queue);
+      run_role(role_setup{role, in_fd, out_fd, shm, rounds, opt.hold_us}, *ops, [&] { queue.wait_until_queued(); });
     } catch (const std::exception& e) {
       die(e.what());
     }

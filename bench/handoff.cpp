@@ -69,22 +69,14 @@ namespace {
 using bench::die;
 using bench::expect;
 using bench::header_bytes;
+using bench::lock_ops;
 using bench::monotonic_ns;
+using bench::role_setup;
+using bench::run_role;
 using bench::send;
 using bench::shared_view;
 
 namespace fs = std::filesystem;
-
-// One side's way of taking and dropping the lock.
-struct lock_ops {
-  virtual ~lock_ops() = default;
-  // Opens the file (and whatever else the first call would do) so that the
-  // first measured acquisition is not also the first use. `held_elsewhere`:
-  // the peer holds the lock now.
-  virtual void prepare(bool held_elsewhere) = 0;
-  virtual void acquire() = 0;
-  virtual void release() = 0;
-};
 
 class raw_fcntl_ops : public lock_ops {
  public:
@@ -200,89 +192,6 @@ class fasteners_ops : public lock_ops {
   fasteners::interprocess_lock lock_;
   bool timed_;
 };
-
-// Waits until `pid` sleeps (state S in /proc/PID/stat): it then waits inside
-// the kernel or, for a polling lock, between two polls.
-class sleep_watch {
- public:
-  explicit sleep_watch(int pid) {
-    const std::string path = "/proc/" + std::to_string(pid) + "/stat";
-    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) die("open " + path + ": " + std::strerror(errno));
-  }
-  ~sleep_watch() { ::close(fd_); }
-  sleep_watch(const sleep_watch&) = delete;
-  sleep_watch& operator=(const sleep_watch&) = delete;
-
-  // False if it never slept within 5 s (the handoff is then still measured).
-  bool wait_until_asleep() const {
-    const std::int64_t give_up = monotonic_ns() + 5'000'000'000;
-    while (state() != 'S') {
-      if (monotonic_ns() > give_up) return false;
-      const timespec pause{0, 20'000};
-      ::nanosleep(&pause, nullptr);
-    }
-    return true;
-  }
-
- private:
-  char state() const {
-    char buf[512];
-    const ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
-    if (n <= 0) die("reading the peer's /proc stat failed");
-    buf[n] = '\0';
-    const char* close_paren = std::strrchr(buf, ')');
-    return close_paren != nullptr && close_paren[1] == ' ' ? close_paren[2] : '?';
-  }
-  int fd_;
-};
-
-struct role_setup {
-  int role;
-  int in_fd;
-  int out_fd;
-  shared_view shm;
-  int rounds;
-  int hold_us;
-};
-
-void run_role(const role_setup& s, lock_ops& ops) {
-  s.shm.set_pid(s.role, static_cast<std::int32_t>(::getpid()));
-  std::minstd_rand random(static_cast<unsigned>(s.role + 1));
-  std::uniform_int_distribution<int> hold_ns(0, s.hold_us * 1000);
-  bool holder = s.role == 0;
-  if (holder) {
-    ops.prepare(false);
-    ops.acquire();
-    send(s.out_fd, 'a');
-  } else {
-    expect(s.in_fd, 'a');
-    ops.prepare(true);
-  }
-  std::unique_ptr<sleep_watch> peer;
-  for (int k = 0; k < s.rounds; ++k) {
-    if (holder) {
-      expect(s.in_fd, 'w');
-      if (!peer) peer = std::make_unique<sleep_watch>(s.shm.pid(1 - s.role));
-      peer->wait_until_asleep();
-      if (s.hold_us > 0) {
-        const timespec pause{0, hold_ns(random)};
-        ::nanosleep(&pause, nullptr);
-      }
-      s.shm.set_release(monotonic_ns());
-      ops.release();
-      expect(s.in_fd, 'a');
-    } else {
-      send(s.out_fd, 'w');
-      ops.acquire();
-      const std::int64_t acquired = monotonic_ns();
-      s.shm.set_latency(k, acquired - s.shm.release());
-      send(s.out_fd, 'a');
-    }
-    holder = !holder;
-  }
-  if (holder) ops.release();
-}
 
 struct options {
   int rounds = 2000;
