@@ -247,6 +247,31 @@ class FASTENERS_SCOPED_CAPABILITY bucket_guard {
   bucket_mutex& mutex_;
 };
 
+// Threads unlinked under the bucket's mutex, woken once it is released.
+class wake_list {
+ public:
+  wake_list() = default;
+  wake_list(const wake_list&) = delete;
+  wake_list& operator=(const wake_list&) = delete;
+  void add(waiter* w, std::uint32_t token) noexcept {
+    w->next = nullptr;
+    w->grant = token;
+    (tail_ != nullptr ? tail_->next : head_) = w;
+    tail_ = w;
+  }
+  ~wake_list() {
+    for (waiter* w = head_; w != nullptr;) {
+      waiter* const next = w->next;  // read first: once posted, w may be gone
+      post_token(w, w->grant);
+      w = next;
+    }
+  }
+
+ private:
+  waiter* head_ = nullptr;
+  waiter* tail_ = nullptr;
+};
+
 // How often, at least, a release hands the lock straight to the thread that
 // has waited longest instead of letting whoever is quickest take it: between
 // kFairMin and twice that, at random, per bucket (as parking_lot does).
@@ -294,6 +319,28 @@ struct alignas(kSlotAlign) parking_bucket {
     }
     return nullptr;
   }
+  // Unlinks the sleeping readers of `key` into `wake`, to be posted `token`:
+  // all of them, or with `up_to_writer` those ahead of its first sleeping
+  // writer. One pass; returns how many.
+  std::uint32_t take_readers(const void* key, bool up_to_writer, wake_list& wake, std::uint32_t token)
+      FASTENERS_REQUIRES(mutex) {
+    std::uint32_t taken = 0;
+    waiter* previous = nullptr;
+    for (waiter* p = head; p != nullptr;) {
+      waiter* const next = p->next;
+      if (p->key == key && p->kind == wait_kind::writer && up_to_writer) break;
+      if (p->key == key && p->kind == wait_kind::reader) {
+        (previous != nullptr ? previous->next : head) = next;
+        if (tail == p) tail = previous;
+        wake.add(p, token);
+        ++taken;
+      } else {
+        previous = p;
+      }
+      p = next;
+    }
+    return taken;
+  }
   // True once per kFairMin..2*kFairMin: this release should be a fair hand-over.
   bool fair_due() FASTENERS_REQUIRES(mutex) {
     const auto now = std::chrono::steady_clock::now();
@@ -315,31 +362,6 @@ parking_bucket& bucket_of(const void* lock) noexcept {
   key ^= key >> 13;
   return buckets[key % kBuckets];
 }
-
-// Threads unlinked under the bucket's mutex, woken once it is released.
-class wake_list {
- public:
-  wake_list() = default;
-  wake_list(const wake_list&) = delete;
-  wake_list& operator=(const wake_list&) = delete;
-  void add(waiter* w, std::uint32_t token) noexcept {
-    w->next = nullptr;
-    w->grant = token;
-    (tail_ != nullptr ? tail_->next : head_) = w;
-    tail_ = w;
-  }
-  ~wake_list() {
-    for (waiter* w = head_; w != nullptr;) {
-      waiter* const next = w->next;  // read first: once posted, w may be gone
-      post_token(w, w->grant);
-      w = next;
-    }
-  }
-
- private:
-  waiter* head_ = nullptr;
-  waiter* tail_ = nullptr;
-};
 
 // --- What each thread holds -------------------------------------------------
 
@@ -978,16 +1000,7 @@ void reader_writer_lock::release_write(std::uint32_t readers, bool may_hand_over
     if (fair || first_writer == nullptr) {
       // Readers go: those ahead of the first writer after a fair turn, else
       // every sleeping reader (no writer sleeps).
-      for (waiter* w = bucket.head; w != nullptr;) {
-        waiter* const next = w->next;
-        if (w->key == this && w->kind == wait_kind::writer) break;
-        if (w->key == this && w->kind == wait_kind::reader) {
-          bucket.remove(w);
-          wake.add(w, fair ? kHandedOff : kRetry);
-          ++handed_readers;
-        }
-        w = next;
-      }
+      handed_readers = bucket.take_readers(this, true, wake, fair ? kHandedOff : kRetry);
     }
     if (first_writer != nullptr) {
       // A writer goes next (or after the readers handed the lock): it
@@ -1027,14 +1040,7 @@ void reader_writer_lock::settle_waiters(bool woken) noexcept {
     set = kWriterWoken;
     if (bucket.find(this, wait_kind::writer) == nullptr) clear = kWritersParked;
   } else if (state & kReadersParked) {
-    for (waiter* w = bucket.head; w != nullptr;) {
-      waiter* const next = w->next;
-      if (w->key == this && w->kind == wait_kind::reader) {
-        bucket.remove(w);
-        wake.add(w, kRetry);
-      }
-      w = next;
-    }
+    bucket.take_readers(this, false, wake, kRetry);
     clear = kReadersParked;
   }
   while (!state_.compare_exchange_weak(state, (state & ~clear) | set, std::memory_order_relaxed)) {
